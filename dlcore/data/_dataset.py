@@ -1,0 +1,187 @@
+"""In-memory (device) datasets: train/validation/test arrays, carved validation, standardization."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from dlcore import random as drandom
+from dlcore.errors import DataError, ShapeError
+
+
+@struct.dataclass
+class Dataset:
+    """A classification dataset held in (device) memory; a pytree, so it can be passed to ``jit``.
+
+    Attributes:
+      x_train, y_train: ``[N_train, ...]`` inputs and ``[N_train]`` int32 labels.
+      x_val, y_val: validation split (carved from train; used for model selection).
+      x_test, y_test: test split (evaluated once per run, never used for selection).
+      num_classes: number of classes (static).
+      name: dataset name (static).
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    num_classes: int = struct.field(pytree_node=False, default=0)
+    name: str = struct.field(pytree_node=False, default="")
+
+    def split(self, which: str) -> tuple[jax.Array, jax.Array]:
+        """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
+        if which not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {which!r}; use 'train', 'val' or 'test'")
+        return getattr(self, f"x_{which}"), getattr(self, f"y_{which}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(self))
+
+
+class Standardizer(NamedTuple):
+    """Per-feature (or per-channel) affine standardization ``(x - mean) / std`` fitted on train."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __call__(self, x):
+        return (x - self.mean) / self.std
+
+
+def fit_standardizer(x_train, axis=0, eps: float = 1e-8) -> Standardizer:
+    """Fit mean/std over ``axis`` of the training inputs only (never on validation or test).
+
+    Args:
+      x_train: ``[N, ...]`` training inputs.
+      axis: axes reduced; ``0`` gives per-feature statistics, ``(0, 1, 2)`` per-channel for NHWC.
+    Returns:
+      a :class:`Standardizer` whose statistics broadcast against ``x``.
+
+    >>> s = fit_standardizer(np.array([[0.0, 10.0], [2.0, 30.0]]))
+    >>> s(np.array([[1.0, 20.0]])).tolist()
+    [[0.0, 0.0]]
+    """
+    x = np.asarray(x_train, dtype=np.float64)
+    mean = x.mean(axis=axis, keepdims=True)[0]
+    std = x.std(axis=axis, keepdims=True)[0]
+    std = np.where(std < eps, 1.0, std)  # constant features stay finite
+    return Standardizer(mean.astype(np.float32), std.astype(np.float32))
+
+
+def carve_validation(x, y, fraction: float, seed: int = 0):
+    """Split ``fraction`` of (x, y) off as a validation set, keyed by ``seed`` (default 0).
+
+    The split belongs to the dataset, not to the run: every seed of a study sees the same split.
+
+    Returns:
+      ``(x_train, y_train, x_val, y_val)``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {fraction}")
+    n = len(y)
+    n_val = int(round(n * fraction))
+    if fraction > 0 and n_val == 0:
+        raise DataError(f"val_fraction={fraction} leaves no validation example out of {n}")
+    perm = np.asarray(jax.random.permutation(drandom.key(seed, "split"), n))
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return x[train], y[train], x[val], y[val]
+
+
+def from_arrays(
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    x_val=None,
+    y_val=None,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    standardize: bool | str = True,
+    num_classes: int | None = None,
+    name: str = "arrays",
+    device=None,
+) -> Dataset:
+    """Build a :class:`Dataset` from NumPy arrays: carve validation, standardize, move to device.
+
+    Args:
+      x_train, y_train, x_test, y_test: ``[N, ...]`` inputs and ``[N]`` integer labels.
+      x_val, y_val: an explicit validation split (otherwise carved from train).
+      val_fraction: fraction of train carved off as validation when none is given.
+      split_seed: key of the validation split.
+      standardize: ``True``/``"feature"`` per feature, ``"channel"`` per last axis, ``False`` none.
+      num_classes: default ``max(label) + 1``.
+      device: where to put the arrays (default: JAX's default device).
+    """
+    for xa, ya, which in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(xa) != len(ya):
+            raise ShapeError(f"{which}: x has {len(xa)} examples but y has {len(ya)}")
+    x_train = np.asarray(x_train, np.float32)
+    x_test = np.asarray(x_test, np.float32)
+    if x_val is None:
+        x_train, y_train, x_val, y_val = carve_validation(x_train, y_train, val_fraction, split_seed)
+    x_val = np.asarray(x_val, np.float32)
+    if standardize:
+        axis = tuple(range(x_train.ndim - 1)) if standardize == "channel" else 0
+        s = fit_standardizer(x_train, axis=axis)
+        x_train, x_val, x_test = s(x_train), s(x_val), s(x_test)
+    if num_classes is None:
+        num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+    put = (lambda a: jax.device_put(a, device)) if device is not None else jnp.asarray
+    return Dataset(
+        x_train=put(x_train),
+        y_train=put(np.asarray(y_train, np.int32)),
+        x_val=put(x_val),
+        y_val=put(np.asarray(y_val, np.int32)),
+        x_test=put(x_test),
+        y_test=put(np.asarray(y_test, np.int32)),
+        num_classes=num_classes,
+        name=name,
+    )
+
+
+def load_dataset(
+    name: str = "mnist1d",
+    *,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    standardize: bool | str = True,
+    data_dir: str | None = None,
+    device=None,
+) -> Dataset:
+    """Load a TFDS classification dataset into device memory.
+
+    ``mnist1d`` is generated locally on first use (into ``data_dir``/``$TFDS_DATA_DIR``); other
+    names are read with ``tfds.data_source`` if prepared.
+
+    >>> data = load_dataset("mnist1d")                      # doctest: +SKIP
+    >>> data.x_train.shape, data.x_val.shape, data.x_test.shape  # doctest: +SKIP
+    ((3600, 40), (400, 40), (1000, 40))
+    """
+    from dlcore.data._tfds import load_tfds_arrays
+
+    arrays, num_classes = load_tfds_arrays(name, data_dir)
+    (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
+    return from_arrays(
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        standardize=standardize,
+        num_classes=num_classes,
+        name=name,
+        device=device,
+    )

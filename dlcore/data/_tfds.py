@@ -1,0 +1,82 @@
+"""Reading prepared TFDS classification datasets into NumPy arrays through ``tfds.data_source``."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from dlcore.errors import DataError
+
+# Datasets that dlcore generates locally on first use (no download).
+_LOCAL_BUILDERS = ("mnist1d", "digits")
+
+
+def default_data_dir(data_dir: str | None = None) -> str:
+    """``data_dir`` if given, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
+    if data_dir:
+        return os.path.expanduser(data_dir)
+    return os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def _prepare_local(name: str, data_dir: str) -> None:
+    if name == "mnist1d":
+        from dlcore.data._mnist1d import prepare_mnist1d
+
+        prepare_mnist1d(data_dir)
+    elif name == "digits":
+        from dlcore.data import _digits  # added by the data-handling work; optional
+
+        _digits.prepare_digits(data_dir)
+
+
+def _stack(source, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    n = len(source)
+    getitems = getattr(source, "__getitems__", None)
+    records = getitems(list(range(n))) if getitems is not None else [source[i] for i in range(n)]
+    x = np.stack([np.asarray(r[x_key]) for r in records]) if n else np.zeros((0,))
+    y = np.asarray([r[y_key] for r in records], dtype=np.int32)
+    return x, y
+
+
+def load_tfds_arrays(
+    name: str, data_dir: str | None = None, splits: tuple[str, ...] = ("train", "test")
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """Read the splits of a prepared TFDS classification dataset as arrays.
+
+    Datasets dlcore can generate offline (``mnist1d``) are prepared automatically on first use;
+    any other dataset must already be prepared in the data directory (no download is attempted).
+
+    Args:
+      name: TFDS name, e.g. ``"mnist1d"`` or ``"mnist"``.
+      data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+      splits: which splits to read.
+    Returns:
+      ``({split: (x [N, ...], y [N] int32)}, num_classes)``.
+    """
+    data_dir = default_data_dir(data_dir)
+    if name in _LOCAL_BUILDERS:
+        _prepare_local(name, data_dir)
+    try:
+        sources = tfds.data_source(name, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise DataError(
+            f"unknown dataset {name!r}: TFDS has no builder of that name "
+            f"(dlcore generates {', '.join(_LOCAL_BUILDERS)} offline)"
+        ) from e
+    except (AssertionError, FileNotFoundError, ValueError) as e:
+        raise DataError(
+            f"dataset {name!r} is not prepared in {data_dir}; prepare it once with "
+            f"`tfds build {name} --data_dir {data_dir}` (or set TFDS_DATA_DIR to where it is)"
+        ) from e
+    missing = [s for s in splits if s not in sources]
+    if missing:
+        raise DataError(f"dataset {name!r} has no split(s) {missing}; it has {sorted(sources)}")
+    info = sources[splits[0]].dataset_info
+    keys = info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise DataError(f"dataset {name!r} has no (input, label) supervised keys; not a classifier set")
+    x_key, y_key = keys
+    num_classes = int(info.features[y_key].num_classes)
+    return {s: _stack(sources[s], x_key, y_key) for s in splits}, num_classes

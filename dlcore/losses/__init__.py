@@ -1,0 +1,3 @@
+"""Losses."""
+
+from dlcore.losses._classification import cross_entropy, mean_loss

@@ -1,0 +1,3 @@
+"""Metrics."""
+
+from dlcore.metrics._classification import accuracy, correct

@@ -32,6 +32,7 @@ class Dropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        if not train:
+        # A concrete zero rate costs nothing; a traced rate (swept) always draws the mask.
+        if not train or (isinstance(self.rate, (int, float)) and self.rate == 0):
             return x
         return dropout(self.make_rng("dropout"), x, self.rate)

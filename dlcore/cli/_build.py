@@ -1,0 +1,95 @@
+"""From an experiment config to library objects (the only place that reads configs)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import ml_collections
+
+from dlcore.errors import ConfigError, unknown_name
+
+
+def _mlp(cfg, num_classes):
+    from dlcore.nn import MLP
+
+    return MLP(
+        widths=tuple(int(w) for w in cfg.get("widths", (100, 100))),
+        num_outputs=num_classes,
+        activation=cfg.get("activation", "relu"),
+        norm=cfg.get("norm", "none"),
+        bn_momentum=float(cfg.get("bn_momentum", 0.9)),
+    )
+
+
+MODEL_BUILDERS: dict[str, Callable[[Any, int], Any]] = {"mlp": _mlp}
+"""Model name -> ``builder(model_config, num_classes) -> linen.Module``; extend to add models."""
+
+
+def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
+    """The Linen module named by ``cfg.name`` (``MODEL_BUILDERS``, else ``dlcore.models``)."""
+    name = cfg.get("name")
+    if name in MODEL_BUILDERS:
+        return MODEL_BUILDERS[name](cfg, num_classes)
+    try:
+        from dlcore import models
+    except ImportError:
+        models = None
+    get_model = getattr(models, "get_model", None) if models is not None else None
+    if get_model is not None:
+        kwargs = {k: v for k, v in cfg.items() if k != "name"}
+        return get_model(name, num_classes=num_classes, **kwargs)
+    raise unknown_name("model", str(name), MODEL_BUILDERS)
+
+
+def build_dataset(cfg: ml_collections.ConfigDict):
+    from dlcore.data import load_dataset
+
+    return load_dataset(
+        cfg.get("name", "mnist1d"),
+        val_fraction=float(cfg.get("val_fraction", 0.1)),
+        split_seed=int(cfg.get("split_seed", 0)),
+        standardize=cfg.get("standardize", True),
+        data_dir=cfg.get("data_dir") or None,
+    )
+
+
+def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int):
+    from dlcore import optim
+
+    schedule = None
+    sched_name = cfg.get("schedule", "constant")
+    if sched_name not in (None, "", "constant"):
+        get_schedule = getattr(optim, "get_schedule", None)
+        if get_schedule is None:
+            raise ConfigError(f"schedule {sched_name!r} needs dlcore.optim.get_schedule")
+        kwargs = dict(cfg.get("schedule_kwargs", {}) or {})
+        schedule = get_schedule(sched_name, num_steps=num_steps, **kwargs)
+    return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule)
+
+
+def build_recipe(config: ml_collections.ConfigDict, num_classes: int):
+    from dlcore.train import Recipe
+
+    return Recipe(
+        model=build_model(config.model, num_classes),
+        optimizer=build_optimizer(config.optimizer, int(config.num_steps)),
+    )
+
+
+def validate_run_config(config: ml_collections.ConfigDict) -> None:
+    """Check the run section's values before anything is computed."""
+    for key in ("num_steps", "batch_size", "eval_every"):
+        if key not in config:
+            raise ConfigError(f"the config has no {key!r}; add config.{key}")
+        v = config[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"config.{key} must be a positive integer, got {v!r}")
+    if "hparams" not in config or "learning_rate" not in config.hparams:
+        raise ConfigError("the config needs config.hparams.learning_rate")
+    for k, v in config.hparams.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"config.hparams.{k} must be a number, got {v!r}")
+    if config.hparams.learning_rate <= 0:
+        raise ConfigError(f"config.hparams.learning_rate must be positive, got {config.hparams.learning_rate}")
+    if "dropout_rate" in config.hparams and not 0 <= config.hparams.dropout_rate < 1:
+        raise ConfigError(f"config.hparams.dropout_rate must be in [0, 1), got {config.hparams.dropout_rate}")

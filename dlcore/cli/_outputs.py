@@ -1,0 +1,92 @@
+"""A run directory's files: results.csv, history.npz, TensorBoard events, curves.png, manifest.json."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from dlcore.errors import DlcoreError
+
+
+def make_run_dir(root: str, experiment: str) -> str:
+    """Create ``root/<experiment>/<timestamp>`` (unique) and check that it is writable.
+
+    Fails *before* any training with a clear error when the disk is full or not writable.
+    """
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(root, experiment, stamp)
+    path, i = base, 1
+    while os.path.exists(path):
+        path, i = f"{base}-{i}", i + 1
+    try:
+        os.makedirs(path)
+        probe = os.path.join(path, ".write_probe")
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)  # a full disk fails here, not after an hour of training
+        os.remove(probe)
+    except OSError as e:
+        raise DlcoreError(
+            f"cannot write the run directory {path}: {e.strerror or e}; free space or choose another "
+            "place with --out DIR"
+        ) from None
+    return path
+
+
+def results_rows(seeds: Sequence[int], final: Mapping[str, np.ndarray], state, hashes: Sequence[str],
+                 history: Mapping[str, np.ndarray], axes: Mapping[str, object] | None = None) -> list[dict]:
+    """One row per seed: axes, seed, status, final metrics, last training loss, parameter hash."""
+    from dlcore.train import STATUS_NAMES
+
+    status = np.asarray(state.status)
+    stop = np.asarray(state.stop_step)
+    rows = []
+    for i, s in enumerate(seeds):
+        row = dict(axes or {})
+        row.update(seed=int(s), status=STATUS_NAMES.get(int(status[i]), str(int(status[i]))),
+                   stop_step=int(stop[i]))
+        for k in sorted(final):
+            row[k] = float(np.asarray(final[k])[i])
+        if "train/loss" in history:
+            row["train/loss_last"] = float(np.asarray(history["train/loss"])[i, -1])
+        row["params_sha256"] = hashes[i]
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str, rows: Sequence[Mapping]) -> None:
+    """Write dict rows as CSV (columns: union of keys in first-seen order), atomically."""
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def write_history(path: str, history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> None:
+    """``history.npz``: every history array plus ``seeds``."""
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, seeds=np.asarray(seeds), **{k: np.asarray(v) for k, v in history.items()})
+    os.replace(tmp, path)
+
+
+def summary_table(final: Mapping[str, np.ndarray], confidence: float = 0.95, ok_mask=None) -> str:
+    """Text table: mean, std, CI, min, max across seeds of each final metric."""
+    from dlcore.stats import summarize
+
+    lines = [f"{'metric':<16}{'mean':>9}{'std':>9}   {int(confidence * 100)}% CI{'':<13}{'min':>9}{'max':>9}"]
+    for k in sorted(final, key=lambda k: (not k.startswith("test/"), k)):
+        x = np.asarray(final[k], dtype=np.float64).ravel()
+        if ok_mask is not None:
+            x = x[np.asarray(ok_mask).ravel()]
+        s = summarize(x, confidence)
+        ci = f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]"
+        lines.append(f"{k:<16}{s['mean']:>9.4f}{s['std']:>9.4f}   {ci:<19}{s['min']:>9.4f}{s['max']:>9.4f}")
+    return "\n".join(lines)

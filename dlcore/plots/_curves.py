@@ -1,0 +1,76 @@
+"""Learning curves with a 95% confidence band across seeds."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+
+def _band(a_SxT: np.ndarray, confidence: float = 0.95):
+    import scipy.stats
+
+    a = np.asarray(a_SxT, dtype=np.float64)
+    mean = np.nanmean(a, axis=0)
+    n = a.shape[0]
+    if n < 2:
+        return mean, mean, mean
+    half = scipy.stats.t.ppf(0.5 + confidence / 2, n - 1) * np.nanstd(a, axis=0, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def smooth(a_SxT: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over the last axis (window-sized blocks, for noisy per-step losses)."""
+    a = np.asarray(a_SxT, dtype=np.float64)
+    if window <= 1 or a.shape[-1] < window:
+        return a
+    t = a.shape[-1] // window * window
+    return a[..., :t].reshape(a.shape[:-1] + (t // window, window)).mean(-1)
+
+
+def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = None, *, title: str = "",
+                         confidence: float = 0.95, window: int | None = None):
+    """Train loss (per step, block-averaged) and validation metrics vs step, mean ± CI over seeds.
+
+    Args:
+      history: batched history (``train/<m>`` ``[S, T]``, ``val/<m>`` ``[S, E]``, ``eval_step``);
+        an unbatched one (``[T]``) is treated as one seed.
+      path: where to save a PNG (optional).
+    Returns:
+      the matplotlib Figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = {k: (np.asarray(v)[None] if k != "eval_step" and np.asarray(v).ndim == 1 else np.asarray(v))
+         for k, v in history.items()}
+    metrics = sorted({k.split("/", 1)[1] for k in h if k.startswith(("train/", "val/"))} - {"grad_norm"})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        if f"train/{m}" in h:
+            a = h[f"train/{m}"]
+            w = window or max(1, a.shape[1] // 100)
+            s = smooth(a, w)
+            steps = (np.arange(s.shape[1]) + 1) * w
+            mean, lo, hi = _band(s, confidence)
+            ax.plot(steps, mean, label=f"train {m}")
+            ax.fill_between(steps, lo, hi, alpha=0.25)
+        if f"val/{m}" in h and "eval_step" in h:
+            mean, lo, hi = _band(h[f"val/{m}"], confidence)
+            ax.plot(h["eval_step"], mean, marker="o", ms=3, label=f"val {m}")
+            ax.fill_between(h["eval_step"], lo, hi, alpha=0.25)
+        ax.set_xlabel("step")
+        ax.set_ylabel(m)
+        if m == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    n = next(iter(h.values())).shape[0] if h else 0
+    fig.suptitle(f"{title} (mean ± {int(confidence * 100)}% CI over {n} seed{'s' * (n != 1)})".strip())
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig

@@ -60,9 +60,9 @@ def cmd_run(args, overrides) -> int:
     from dlcore.train import RUNNING
 
     name, config, seeds = prepare(args, overrides)
-    run_dir = make_run_dir(args.out, name)
     data = build_dataset(config.dataset)
     recipe = build_recipe(config, data.num_classes)
+    run_dir = make_run_dir(args.out, name)  # after every input is validated, before any training
     t0 = time.perf_counter()
     result = run_seeds(
         recipe, data, seeds, hparams=dict(config.hparams), num_steps=config.num_steps,

@@ -94,7 +94,13 @@ def prepare_mnist1d(data_dir: str) -> None:
         try:
             builder = Mnist1d(data_dir=data_dir, file_format="array_record")
             if not builder.is_prepared():
-                with tfds.display_progress_bar(False):  # one-second job: no bars in user output
+                from tensorflow_datasets.core.utils import tqdm_utils
+
+                was_active = tqdm_utils._active  # one-second job: no bars; restore the user's setting
+                tfds.display_progress_bar(False)
+                try:
                     builder.download_and_prepare()
+                finally:
+                    tfds.display_progress_bar(was_active)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

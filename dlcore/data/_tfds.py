@@ -33,8 +33,10 @@ def _prepare_local(name: str, data_dir: str) -> None:
 
 def _stack(source, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
     n = len(source)
-    getitems = getattr(source, "__getitems__", None)
-    records = getitems(list(range(n))) if getitems is not None else [source[i] for i in range(n)]
+    try:
+        records = source.__getitems__(list(range(n)))  # one batched read
+    except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
+        records = [source[i] for i in range(n)]
     x = np.stack([np.asarray(r[x_key]) for r in records]) if n else np.zeros((0,))
     y = np.asarray([r[y_key] for r in records], dtype=np.int32)
     return x, y
@@ -59,20 +61,18 @@ def load_tfds_arrays(
     if name in _LOCAL_BUILDERS:
         _prepare_local(name, data_dir)
     try:
-        sources = tfds.data_source(name, data_dir=data_dir, download=False)
+        sources = dict(zip(splits, tfds.data_source(name, split=list(splits), data_dir=data_dir, download=False)))
     except tfds.core.registered.DatasetNotFoundError as e:
         raise DataError(
             f"unknown dataset {name!r}: TFDS has no builder of that name "
             f"(dlcore generates {', '.join(_LOCAL_BUILDERS)} offline)"
         ) from e
-    except (AssertionError, FileNotFoundError, ValueError) as e:
+    except (AssertionError, FileNotFoundError, ValueError, KeyError, NotImplementedError) as e:
         raise DataError(
-            f"dataset {name!r} is not prepared in {data_dir}; prepare it once with "
-            f"`tfds build {name} --data_dir {data_dir}` (or set TFDS_DATA_DIR to where it is)"
+            f"dataset {name!r} is not prepared (as array_record) in {data_dir}; prepare it once with "
+            f"`tfds build {name} --file_format=array_record --data_dir {data_dir}` "
+            "(or set TFDS_DATA_DIR to where it is)"
         ) from e
-    missing = [s for s in splits if s not in sources]
-    if missing:
-        raise DataError(f"dataset {name!r} has no split(s) {missing}; it has {sorted(sources)}")
     info = sources[splits[0]].dataset_info
     keys = info.supervised_keys
     if not keys or len(keys) != 2:

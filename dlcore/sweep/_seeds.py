@@ -14,7 +14,7 @@ from dlcore.errors import ConfigError
 from dlcore.train import FitResult, Loop, Recipe, TrainState, init_state, run_loop
 
 
-def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
+def parse_seeds(spec: str | int | Sequence[int], allow_repeats: bool = False) -> list[int]:
     """Seeds from ``8`` (0..7), ``"0:16"`` (a range), ``"3,5,9"`` or a list.
 
     >>> parse_seeds("2:5"), parse_seeds(3), parse_seeds("1,4")
@@ -36,7 +36,7 @@ def parse_seeds(spec: str | int | Sequence[int]) -> list[int]:
         ) from None
     if not seeds:
         raise ConfigError(f"seeds {spec!r} is empty; give at least one seed")
-    if len(set(seeds)) != len(seeds):
+    if not allow_repeats and len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {spec!r} repeat a seed")
     if any(s < 0 or s >= 2**31 for s in seeds):
         raise ConfigError(f"seeds must lie in [0, 2**31), got {spec!r}")
@@ -145,7 +145,7 @@ def run_seeds(
     >>> res.final["test/accuracy"].shape                                  # doctest: +SKIP
     (8,)
     """
-    seeds = parse_seeds(seeds)
+    seeds = parse_seeds(seeds, allow_repeats=True)  # a seed may repeat with other hyperparameters
     state = init_states(recipe, seeds, hparams, data.x_train[:1])
     return run_batch(
         recipe, data, state, num_steps=num_steps, batch_size=batch_size, eval_every=eval_every,

@@ -59,7 +59,7 @@ def make_train_step(recipe: Recipe) -> Callable[[TrainState, dict], tuple[TrainS
             return total, (loss, out, new_ms)
 
         (total, (loss, out, new_ms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
         updates, opt_state = recipe.optimizer(hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
 

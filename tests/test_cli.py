@@ -1,0 +1,99 @@
+"""`dlcore run` end to end, and its bad-input errors (one line, exit code 2, no traceback)."""
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dlcore.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run_dirs(out):
+    return sorted(p for p in pathlib.Path(out).glob("*/*") if p.is_dir())
+
+
+def test_run_end_to_end_files_and_hashes(tmp_path, capsys):
+    rc = main(["run", "tiny", "--seeds", "3", "--out", str(tmp_path), "--no-progress",
+               "--config.num_steps=30", "--config.eval_every=10"])
+    assert rc == 0
+    (run_dir,) = _run_dirs(tmp_path)
+    for f in ("results.csv", "history.npz", "curves.png", "manifest.json", "tb/seed_0", "tb/seed_2"):
+        assert (run_dir / f).exists(), f
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert [int(r["seed"]) for r in rows] == [0, 1, 2]
+    assert all(0.0 <= float(r["test/accuracy"]) <= 1.0 and r["status"] == "ok" for r in rows)
+    man = json.loads((run_dir / "manifest.json").read_text())
+    assert man["seeds"] == [0, 1, 2] and man["config"]["num_steps"] == 30
+    assert man["versions"]["jax"] and man["environment"]["backend"] == "cpu"
+    assert "xla_flags" in man["environment"] and "commit" in man["git"]
+    assert {r["params_sha256"] for r in rows} == set(man["params_sha256"].values())
+    h = np.load(run_dir / "history.npz")
+    assert h["train/loss"].shape == (3, 30) and h["val/accuracy"].shape == (3, 3)
+    out = capsys.readouterr().out
+    assert "test/accuracy" in out and "95% CI" in out and str(run_dir) in out
+
+
+def test_manifest_hash_is_the_state_of_the_same_program(tmp_path):
+    """Same program + same seeds -> the manifest's hashes are the hashes of the state it produces."""
+    from dlcore.cli._build import build_dataset, build_recipe
+    from dlcore.cli._config import apply_overrides, load_experiment
+    from dlcore.manifest import run_hashes
+    from dlcore.sweep import run_seeds
+
+    assert main(["run", "tiny", "--seeds", "4", "--out", str(tmp_path), "--no-progress", "--no-tensorboard"]) == 0
+    man = json.loads(next(pathlib.Path(tmp_path).glob("*/*/manifest.json")).read_text())
+    _, mod = load_experiment("tiny")
+    cfg = apply_overrides(mod.get_config(), {})
+    data = build_dataset(cfg.dataset)
+    res = run_seeds(build_recipe(cfg, data.num_classes), data, [0, 1, 2, 3], hparams=dict(cfg.hparams),
+                    num_steps=cfg.num_steps, batch_size=cfg.batch_size, eval_every=cfg.eval_every, progress=False)
+    assert run_hashes(res.state.params, 4) == [man["params_sha256"][str(s)] for s in range(4)]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["run", "no_such_experiment"], "unknown experiment 'no_such_experiment'; available: "),
+        (["run", "tiny", "--config.nope=1"], "unknown config key --config.nope; valid keys here: "),
+        (["run", "tiny", "--config.model.nope=1"], "unknown config key --config.model.nope"),
+        (["run", "tiny", "--config.num_steps=ten"], "--config.num_steps: expected int"),
+        (["run", "tiny", "--config.hparams.learning_rate=-1"], "learning_rate must be positive"),
+        (["run", "tiny", "--seeds", "x:y"], "cannot parse seeds 'x:y'"),
+        (["run", "tiny", "--config.dataset.name=mnist", "--config.dataset.data_dir=/nonexistent_dlcore"],
+         "dataset 'mnist' is not prepared"),
+        (["run", "tiny", "--config.model.name=transformerxl"], "unknown model 'transformerxl'"),
+        (["run", "tiny", "--bogus"], "unrecognised argument '--bogus'"),
+    ],
+)
+def test_bad_input_one_line_exit_2(argv, message, capsys, tmp_path):
+    rc = main(argv + ["--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("dlcore: error: ") and message in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert not _run_dirs(tmp_path)  # nothing half-written
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "tiny", "--out", str(blocker), "--no-progress"]) == 2
+    assert "cannot write the run directory" in capsys.readouterr().err
+
+
+def test_console_script_subprocess(tmp_path):
+    """The installed `dlcore` script: a bad seed spec exits 2 with one line; the CPU is split."""
+    exe = pathlib.Path(sys.executable).with_name("dlcore")
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    p = subprocess.run([str(exe), "run", "tiny", "--seeds", "nope", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert p.returncode == 2 and p.stderr.strip().startswith("dlcore: error: cannot parse seeds")
+    assert "Traceback" not in p.stderr

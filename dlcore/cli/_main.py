@@ -20,6 +20,9 @@ def _register_builtin() -> None:
     from dlcore.cli import _run
 
     register("run", _run.add_arguments, _run.cmd_run, "train an experiment for one or many seeds")
+    from dlcore.cli import _check
+
+    register("check", _check.add_arguments, _check.cmd_check, "run the debugging recipe (pass/fail report)")
 
 
 def build_parser() -> argparse.ArgumentParser:

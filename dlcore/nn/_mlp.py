@@ -57,5 +57,6 @@ class MLP(nn.Module):
             elif self.norm == "layer":
                 h = nn.LayerNorm(name=f"ln_{i}")(h)
             h = act(h)
+            self.sow("intermediates", f"act_{i}", h)  # for dlcore.diagnostics (no-op unless mutable)
             h = Dropout(self.dropout_rate, name=f"dropout_{i}")(h, train)
         return nn.Dense(self.num_outputs, name="head")(h)

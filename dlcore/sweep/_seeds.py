@@ -94,6 +94,8 @@ def run_batch(
     evaluate_test: bool = True,
     progress: bool | str = True,
     callbacks=(),
+    stats_fn=None,
+    stats_every: int = 0,
 ) -> FitResult:
     """Run a batch of stacked states (axis 0) as one compiled program, split over devices."""
     num_runs = int(jax.tree.leaves(state.step)[0].shape[0])
@@ -105,7 +107,7 @@ def run_batch(
         data = jax.device_put(data, NamedSharding(mesh, P()))  # shared, not copied per seed
     loop = Loop(
         recipe, data, batch_size=batch_size, chunk_size=eval_every or num_steps, batched=True,
-        eval_batch_size=eval_batch_size, state_sharding=sharding,
+        eval_batch_size=eval_batch_size, state_sharding=sharding, stats_fn=stats_fn, stats_every=stats_every,
     )
     return run_loop(
         loop, state, num_steps, history=history, evaluate_test=evaluate_test, progress=progress, callbacks=callbacks
@@ -126,6 +128,8 @@ def run_seeds(
     evaluate_test: bool = True,
     progress: bool | str = True,
     callbacks=(),
+    stats_fn=None,
+    stats_every: int = 0,
 ) -> FitResult:
     """Train many seeds as one program (``vmap`` over seeds; dataset shared, not copied).
 
@@ -150,5 +154,5 @@ def run_seeds(
     return run_batch(
         recipe, data, state, num_steps=num_steps, batch_size=batch_size, eval_every=eval_every,
         eval_batch_size=eval_batch_size, devices=devices, evaluate_test=evaluate_test,
-        progress=progress, callbacks=callbacks,
+        progress=progress, callbacks=callbacks, stats_fn=stats_fn, stats_every=stats_every,
     )

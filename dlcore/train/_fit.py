@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -15,6 +16,9 @@ from dlcore.data import Dataset, chunk_batch_indices, steps_per_epoch
 from dlcore.errors import ConfigError
 from dlcore.train._state import Recipe, TrainState
 from dlcore.train._step import evaluate, make_train_step
+
+
+SLOW_STEP_S = 0.5  # the lectures' "timings": a step slower than this deserves a warning
 
 
 class FitResult(NamedTuple):
@@ -38,7 +42,7 @@ Callback = Callable[[TrainState, dict, int], Any]
 """Called after every chunk with ``(state, history_so_far, step)``; host side (save, log, plot)."""
 
 
-def _chunk_fn(recipe: Recipe, batch_size: int, num_steps: int):
+def _chunk_fn(recipe: Recipe, batch_size: int, num_steps: int, stats_fn=None, stats_every: int = 0):
     train_step = make_train_step(recipe)
 
     def chunk(state: TrainState, start_step, x_train, y_train):
@@ -47,7 +51,24 @@ def _chunk_fn(recipe: Recipe, batch_size: int, num_steps: int):
         def body(st, idx_B):
             return train_step(st, {"x": x_train[idx_B], "y": y_train[idx_B]})
 
-        return jax.lax.scan(body, state, idx_NxB)
+        groups = num_steps // stats_every if stats_fn is not None and stats_every else 0
+        if not groups:
+            return jax.lax.scan(body, state, idx_NxB)
+
+        # Statistics every `stats_every` steps without a per-step branch: scan over groups of steps.
+        def group(st, idx_KxB):
+            st, m = jax.lax.scan(body, st, idx_KxB)
+            last = idx_KxB[-1]
+            return st, (m, stats_fn(st, {"x": x_train[last], "y": y_train[last]}))
+
+        n = groups * stats_every
+        idx_GxKxB = idx_NxB[:n].reshape((groups, stats_every, batch_size))
+        state, (metrics, stats) = jax.lax.scan(group, state, idx_GxKxB)
+        metrics = jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), metrics)
+        if n < num_steps:
+            state, rest = jax.lax.scan(body, state, idx_NxB[n:])
+            metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, rest)
+        return state, dict(metrics, _stats=stats)
 
     return chunk
 
@@ -69,10 +90,18 @@ class Loop:
         batched: bool,
         eval_batch_size: int | None = None,
         state_sharding=None,
+        stats_fn=None,
+        stats_every: int = 0,
     ):
         steps_per_epoch(int(data.x_train.shape[0]), batch_size)  # validates batch_size
         if chunk_size <= 0:
             raise ConfigError(f"eval_every (chunk size) must be positive, got {chunk_size}")
+        if stats_fn is not None and (stats_every <= 0 or chunk_size % stats_every):
+            raise ConfigError(
+                f"stats_every={stats_every} must be positive and divide eval_every={chunk_size} "
+                "(statistics are taken at the same global steps in every chunk)"
+            )
+        self.stats_fn, self.stats_every = stats_fn, stats_every
         self.recipe, self.data, self.batch_size = recipe, data, batch_size
         self.chunk_size, self.batched = chunk_size, batched
         self.state_sharding = state_sharding
@@ -84,7 +113,7 @@ class Loop:
 
     def _compile(self, n: int, state: TrainState):
         if n not in self._compiled:
-            fn = _chunk_fn(self.recipe, self.batch_size, n)
+            fn = _chunk_fn(self.recipe, self.batch_size, n, self.stats_fn, self.stats_every)
             if self.batched:
                 fn = jax.vmap(fn, in_axes=(0, None, None, None))
             kw = {}
@@ -144,6 +173,7 @@ def run_loop(
         bar = tqdm(total=num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, leave=False)
     t_run = 0.0
     steps_run = 0
+    warned_slow = False
     try:
         while step < num_steps:
             n = min(loop.chunk_size - step % loop.chunk_size, num_steps - step)
@@ -152,11 +182,22 @@ def run_loop(
             state, metrics = fn(state, jnp.int32(step), loop.data.x_train, loop.data.y_train)
             val = loop.evaluate(state, "val")
             metrics, val = jax.device_get((metrics, val))
-            t_run += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            t_run += dt
+            if dt / n > SLOW_STEP_S and not warned_slow:
+                warned_slow = True
+                warnings.warn(f"a training step takes {dt / n:.2f} s (> {SLOW_STEP_S} s); estimated total "
+                              f"{dt / n * (num_steps - step):.0f} s more", RuntimeWarning, stacklevel=2)
             steps_run += n
             step += n
+            stats = metrics.pop("_stats", None)
             for k, v in metrics.items():
                 _append(history, f"train/{k}", np.asarray(v), t_axis)
+            if stats is not None:
+                taken = (np.arange(n // loop.stats_every) + 1) * loop.stats_every + (step - n)
+                _append(history, "stats_step", taken, 0)
+                for k, v in stats.items():
+                    _append(history, f"stats/{k}", np.asarray(v), t_axis)
             _append(history, "eval_step", np.asarray([step]), 0)
             for k, v in val.items():
                 _append(history, f"val/{k}", np.asarray(v)[..., None], t_axis)
@@ -197,6 +238,8 @@ def fit(
     evaluate_test: bool = True,
     progress: bool | str = True,
     callbacks: Sequence[Callback] = (),
+    stats_fn: Callable | None = None,
+    stats_every: int = 0,
 ) -> FitResult:
     """Train one seed: jitted ``lax.scan`` chunks of ``eval_every`` steps, evaluation in between.
 
@@ -210,6 +253,9 @@ def fit(
       eval_every: steps per compiled chunk (default: ``num_steps``, one chunk).
       state, history: continue a run (e.g. restored from a checkpoint).
       callbacks: host functions called after each chunk with ``(state, history, step)``.
+      stats_fn, stats_every: ``stats_fn(state, batch) -> {name: array}`` evaluated inside the
+        compiled loop every ``stats_every`` steps (e.g. :func:`dlcore.diagnostics.layer_stats_fn`);
+        recorded as ``history["stats/<name>"]`` at ``history["stats_step"]``.
     Returns:
       :class:`FitResult`.
 
@@ -226,7 +272,7 @@ def fit(
         state = init_state(recipe, seed, hparams, data.x_train[:1])
     loop = Loop(
         recipe, data, batch_size=batch_size, chunk_size=eval_every or num_steps, batched=False,
-        eval_batch_size=eval_batch_size,
+        eval_batch_size=eval_batch_size, stats_fn=stats_fn, stats_every=stats_every,
     )
     return run_loop(
         loop, state, num_steps, history=history, evaluate_test=evaluate_test, progress=progress, callbacks=callbacks

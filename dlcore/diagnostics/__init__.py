@@ -1,0 +1,12 @@
+"""Diagnostics: the lectures' debugging recipe as checks, layer statistics, curve reading, timings."""
+
+from dlcore.diagnostics._curves import LABELS, Diagnosis, diagnose, diagnose_history
+from dlcore.diagnostics._layer_stats import (
+    activation_stats,
+    gradient_norms,
+    layer_activations,
+    layer_stats,
+    layer_stats_fn,
+)
+from dlcore.diagnostics._check import CheckReport, CheckResult, check_recipe
+from dlcore.diagnostics._timing import SLOW_STEP_S, TimingReport, time_recipe

@@ -1,0 +1,71 @@
+"""Writers: TensorBoard events read back with TensorBoard's own reader; CSV; one directory per seed."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlcore.errors import ConfigError
+from dlcore.tracking import CSVWriter, open_writer, run_writers, write_scalars
+
+
+def _acc(d):
+    ea = EventAccumulator(str(d), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    ea.Reload()
+    return ea
+
+
+def test_tensorboard_scalars_histograms_images_read_back(tmp_path):
+    with open_writer(str(tmp_path), ("tensorboard",)) as w:
+        w.scalars(3, {"train/loss": 0.25, "val/accuracy": 0.5})
+        w.scalars(7, {"train/loss": 0.125})
+        w.histogram(3, "weights/dense_0", np.arange(100.0))
+        w.image(3, "inputs", np.linspace(0, 1, 48).reshape(4, 4, 3))
+    ea = _acc(tmp_path)
+    tags = ea.Tags()
+    assert {"train/loss", "val/accuracy"} <= set(tags["scalars"])
+    assert "weights/dense_0" in tags["histograms"] and "inputs" in tags["images"]
+    assert [(e.step, e.value) for e in ea.Scalars("train/loss")] == [(3, 0.25), (7, 0.125)]
+    h = ea.Histograms("weights/dense_0")[0].histogram_value
+    assert h.num == 100 and h.min == 0 and h.max == 99 and h.sum == pytest.approx(4950)
+
+
+def test_write_scalars_one_dir_per_seed_with_tags(tmp_path):
+    hist = {
+        "train/loss": np.arange(40, dtype=np.float64).reshape(2, 20),
+        "val/accuracy": np.array([[0.1, 0.2], [0.3, 0.4]]),
+        "eval_step": np.array([10, 20]),
+    }
+    dirs = write_scalars(str(tmp_path), hist, [5, 9], train_every=5, tags={"lr": 0.01}, kinds=("tensorboard", "csv"))
+    assert sorted(os.listdir(tmp_path)) == ["seed_5", "seed_9"] and len(dirs) == 2
+    ea = _acc(tmp_path / "seed_9")
+    assert [(e.step, e.value) for e in ea.Scalars("val/accuracy")] == [(10, pytest.approx(0.3)), (20, pytest.approx(0.4))]
+    assert [e.step for e in ea.Scalars("train/loss")] == [5, 10, 15, 20]
+    assert ea.Scalars("train/loss")[0].value == 24.0  # seed 9 row, step 5 -> index 4
+    rows = list(csv.DictReader(open(tmp_path / "seed_5" / "scalars.csv")))
+    assert rows[0] == {"step": "5", "name": "train/loss", "value": "4.0"}
+    assert json.load(open(tmp_path / "seed_5" / "tags.json")) == {"seed": 5, "lr": 0.01}
+
+
+def test_csv_writer_appends(tmp_path):
+    with CSVWriter(str(tmp_path)) as w:
+        w.scalars(1, {"a": 1.5})
+    with CSVWriter(str(tmp_path)) as w:
+        w.scalars(2, {"a": 2.5})
+    rows = list(csv.reader(open(tmp_path / "scalars.csv")))
+    assert rows == [["step", "name", "value"], ["1", "a", "1.5"], ["2", "a", "2.5"]]
+
+
+def test_run_writers_point_directories(tmp_path):
+    ws = run_writers(str(tmp_path), [0, 1], {"lr": 0.1}, kinds=("csv",), point="lr=0.1")
+    for w in ws:
+        w.close()
+    assert sorted(os.listdir(tmp_path / "lr=0.1")) == ["seed_0", "seed_1"]
+
+
+def test_unknown_writer(tmp_path):
+    with pytest.raises(ConfigError, match="unknown writer 'mlflow'; valid choices: csv, tensorboard, wandb"):
+        open_writer(str(tmp_path), ("mlflow",))

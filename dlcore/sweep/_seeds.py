@@ -7,11 +7,22 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from dlcore.data import Dataset
 from dlcore.errors import ConfigError
+from dlcore.parallel import (
+    SEED_AXIS,
+    batch_sharding,
+    check_batch_size,
+    distribute_dataset,
+    placement_of,
+    put_global,
+    state_sharding,
+    sweep_mesh,
+)
 from dlcore.train import FitResult, Loop, Recipe, TrainState, init_state, run_loop
+from dlcore.train._fit import early_stopping_hooks
 
 
 def parse_seeds(spec: str | int | Sequence[int], allow_repeats: bool = False) -> list[int]:
@@ -72,6 +83,9 @@ def seed_mesh(num_runs: int, devices: Sequence | None = None) -> Mesh | None:
     On CPU, XLA runs these small ops on one core per device, so splitting independent runs over
     host devices (``--xla_force_host_platform_device_count``) is what uses the other cores; the
     runs need no communication. Returns ``None`` when one device is used.
+
+    Sweeps now place runs with :func:`dlcore.parallel.sweep_mesh` (a 2-D ``(seed, data)`` mesh);
+    this 1-D helper is kept for existing callers.
     """
     devices = list(devices if devices is not None else jax.local_devices())
     d = max(k for k in range(1, len(devices) + 1) if num_runs % k == 0)
@@ -96,18 +110,44 @@ def run_batch(
     callbacks=(),
     stats_fn=None,
     stats_every: int = 0,
+    early_stopping=None,
+    mesh: Mesh | None = None,
+    seed_devices: int | None = None,
+    data_devices: int | None = None,
 ) -> FitResult:
-    """Run a batch of stacked states (axis 0) as one compiled program, split over devices."""
+    """Run a batch of stacked states (axis 0) as one compiled program, split over devices.
+
+    ``early_stopping`` (a :class:`dlcore.optim.EarlyStopping`) acts per run: each keeps its own best
+    parameters and stop step; stopped runs stop updating; the loop ends when all have stopped.
+
+    Placement: runs over the mesh's ``seed`` axis, each run's batch over its ``data`` axis
+    (gradients all-reduced). ``mesh`` (from :func:`dlcore.parallel.make_mesh`) fixes it; otherwise
+    :func:`dlcore.parallel.sweep_mesh` chooses from ``devices`` (default: all devices of all
+    processes), with ``seed_devices``/``data_devices`` as overrides.
+    """
     num_runs = int(jax.tree.leaves(state.step)[0].shape[0])
-    mesh = seed_mesh(num_runs, devices)
-    sharding = None
-    if mesh is not None:
-        sharding = NamedSharding(mesh, P("seed"))
-        state = jax.device_put(state, sharding)
-        data = jax.device_put(data, NamedSharding(mesh, P()))  # shared, not copied per seed
+    if mesh is None:
+        mesh = sweep_mesh(num_runs, batch_size, devices=devices, seed_devices=seed_devices,
+                          data_devices=data_devices)
+    pl = placement_of(mesh)
+    if num_runs % pl.seed:
+        raise ConfigError(f"{num_runs} runs cannot be split over a seed axis of {pl.seed} devices; use a mesh "
+                          "whose seed size divides the number of runs")
+    check_batch_size(batch_size, mesh)
+    sharding = per_run_batch = block_every = None
+    if pl.num_devices > 1 or jax.process_count() > 1:
+        sharding = state_sharding(mesh, batched=True)
+        state = put_global(state, sharding)
+        data = distribute_dataset(data, mesh)  # shared, not copied per seed
+        if pl.data > 1:
+            per_run_batch = batch_sharding(mesh)
+            # CPU all-reduce rendezvous: keep <= 50 queued steps with a collective (measured abort at ~300).
+            block_every = 50 if next(iter(mesh.devices.flat)).platform == "cpu" else None
     loop = Loop(
         recipe, data, batch_size=batch_size, chunk_size=eval_every or num_steps, batched=True,
         eval_batch_size=eval_batch_size, state_sharding=sharding, stats_fn=stats_fn, stats_every=stats_every,
+        batch_sharding=per_run_batch, spmd_axis_name=SEED_AXIS if sharding is not None else None,
+        block_every=block_every, **early_stopping_hooks(early_stopping),
     )
     return run_loop(
         loop, state, num_steps, history=history, evaluate_test=evaluate_test, progress=progress, callbacks=callbacks
@@ -130,10 +170,16 @@ def run_seeds(
     callbacks=(),
     stats_fn=None,
     stats_every: int = 0,
+    early_stopping=None,
+    mesh: Mesh | None = None,
+    seed_devices: int | None = None,
+    data_devices: int | None = None,
 ) -> FitResult:
     """Train many seeds as one program (``vmap`` over seeds; dataset shared, not copied).
 
-    Seeds are split over the local devices when their number allows (see :func:`seed_mesh`).
+    Seeds are split over the devices when their number allows, and each seed's batch over the
+    devices left (GPU/TPU; on CPU only with ``data_devices``) — see
+    :func:`dlcore.parallel.plan_placement`; ``mesh``, ``seed_devices``, ``data_devices`` override.
     ``hparams`` values may be scalars (shared) or ``[S]`` arrays (one per run).
 
     A seed's initial parameters, data order and dropout masks are bit-identical to the same seed
@@ -155,4 +201,5 @@ def run_seeds(
         recipe, data, state, num_steps=num_steps, batch_size=batch_size, eval_every=eval_every,
         eval_batch_size=eval_batch_size, devices=devices, evaluate_test=evaluate_test,
         progress=progress, callbacks=callbacks, stats_fn=stats_fn, stats_every=stats_every,
+        early_stopping=early_stopping, mesh=mesh, seed_devices=seed_devices, data_devices=data_devices,
     )

@@ -34,3 +34,47 @@ __all__ = [
     "prepare_mnist1d",
     "steps_per_epoch",
 ]
+
+# Classic-ML data handling: splits, cross-validation, augmentation, encoding, digits.
+from dlcore.data._augment import (  # noqa: E402
+    brightness_contrast,
+    compose,
+    fixed_crops,
+    random_brightness,
+    random_contrast,
+    random_crop,
+    random_flip,
+    tta_predict,
+)
+from dlcore.data._digits import Digits, generate_digits, prepare_digits  # noqa: E402
+from dlcore.data._encoding import fit_channel_standardizer, one_hot  # noqa: E402
+from dlcore.data._splits import (  # noqa: E402
+    Fold,
+    kfold_indices,
+    split_indices,
+    stratified_kfold_indices,
+    stratified_split_indices,
+    train_val_test_split,
+)
+
+__all__ += [
+    "Digits",
+    "Fold",
+    "brightness_contrast",
+    "compose",
+    "fit_channel_standardizer",
+    "fixed_crops",
+    "generate_digits",
+    "kfold_indices",
+    "one_hot",
+    "prepare_digits",
+    "random_brightness",
+    "random_contrast",
+    "random_crop",
+    "random_flip",
+    "split_indices",
+    "stratified_kfold_indices",
+    "stratified_split_indices",
+    "train_val_test_split",
+    "tta_predict",
+]

@@ -118,7 +118,7 @@ def evaluate(recipe: Recipe, state: TrainState, x, y, batch_size: int | None = N
         nb = -(-n // batch_size)
         pad = nb * batch_size - n
         xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]).reshape((nb, batch_size) + x.shape[1:])
-        yp = jnp.concatenate([y, jnp.zeros((pad,), y.dtype)]).reshape(nb, batch_size)
+        yp = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)]).reshape((nb, batch_size) + y.shape[1:])
         mp = (jnp.arange(nb * batch_size) < n).astype(jnp.float32).reshape(nb, batch_size)
         per = jax.lax.map(lambda b: eval_step(state, {"x": b[0], "y": b[1], "mask": b[2]}), (xp, yp, mp))
         sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), per)

@@ -1,0 +1,121 @@
+"""Generative models: autoencoder, VAE, GAN, DDPM, on keyed 2-D toys and the 8×8 digits.
+
+Every model supplies a pure, keyed training step ``(state, batch) -> (state, metrics)`` (latents from
+the ``"latent"`` stream, diffusion noise from ``"noise"``, batches from ``"data"``, each folded with
+the global step) and runs in one ``lax.scan`` via :func:`train_loop`.
+"""
+
+from dlcore.generative._autoencoder import (
+    RECONSTRUCTIONS,
+    Autoencoder,
+    Tower,
+    autoencoder_loss_fn,
+    reconstruction_loss,
+)
+from dlcore.generative._diffusion import (
+    SAMPLER_VARIANCES,
+    EpsilonMLP,
+    NoiseSchedule,
+    cosine_schedule,
+    ddpm_sample,
+    ddpm_step,
+    diffusion_loss_fn,
+    forward_chain,
+    linear_schedule,
+    make_schedule,
+    posterior_mean,
+    q_sample,
+    timestep_embedding,
+)
+from dlcore.generative._gan import (
+    GENERATOR_LOSSES,
+    GANState,
+    discriminator_loss,
+    gan_sample,
+    generator_loss,
+    init_gan_state,
+    make_gan_step,
+    mlp_gan,
+)
+from dlcore.generative._metrics import mmd_rbf
+from dlcore.generative._toy import (
+    TOY_DISTRIBUTIONS,
+    check_toy,
+    digits_unit,
+    eight_gaussians,
+    ring,
+    sample_toy,
+    two_moons,
+)
+from dlcore.generative._train import (
+    GEN_STREAMS,
+    GenState,
+    array_sampler,
+    init_gen_state,
+    make_gen_step,
+    step_keys,
+    toy_sampler,
+    train_loop,
+)
+from dlcore.generative._vae import (
+    LIKELIHOODS,
+    VAE,
+    elbo,
+    gaussian_kl,
+    log_likelihood,
+    reparameterize,
+    sample_prior,
+    vae_loss_fn,
+)
+
+__all__ = [
+    "GANState",
+    "GEN_STREAMS",
+    "GENERATOR_LOSSES",
+    "LIKELIHOODS",
+    "RECONSTRUCTIONS",
+    "SAMPLER_VARIANCES",
+    "TOY_DISTRIBUTIONS",
+    "VAE",
+    "Autoencoder",
+    "EpsilonMLP",
+    "GenState",
+    "NoiseSchedule",
+    "Tower",
+    "array_sampler",
+    "autoencoder_loss_fn",
+    "check_toy",
+    "cosine_schedule",
+    "ddpm_sample",
+    "ddpm_step",
+    "diffusion_loss_fn",
+    "digits_unit",
+    "discriminator_loss",
+    "eight_gaussians",
+    "elbo",
+    "forward_chain",
+    "gan_sample",
+    "gaussian_kl",
+    "generator_loss",
+    "init_gan_state",
+    "init_gen_state",
+    "linear_schedule",
+    "log_likelihood",
+    "make_gan_step",
+    "make_gen_step",
+    "make_schedule",
+    "mlp_gan",
+    "mmd_rbf",
+    "posterior_mean",
+    "q_sample",
+    "reparameterize",
+    "ring",
+    "sample_prior",
+    "sample_toy",
+    "step_keys",
+    "timestep_embedding",
+    "toy_sampler",
+    "train_loop",
+    "two_moons",
+    "vae_loss_fn",
+]

@@ -23,6 +23,9 @@ def _register_builtin() -> None:
     from dlcore.cli import _check
 
     register("check", _check.add_arguments, _check.cmd_check, "run the debugging recipe (pass/fail report)")
+    from dlcore.cli import _report
+
+    register("report", _report.add_arguments, _report.cmd_report, "re-print a run's statistics and re-draw its plots")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,16 +24,33 @@ def make_run_dir(root: str, experiment: str) -> str:
         path, i = f"{base}-{i}", i + 1
     try:
         os.makedirs(path)
-        probe = os.path.join(path, ".write_probe")
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 65536)  # a full disk fails here, not after an hour of training
-        os.remove(probe)
     except OSError as e:
         raise DlcoreError(
             f"cannot write the run directory {path}: {e.strerror or e}; free space or choose another "
             "place with --out DIR"
         ) from None
+    check_writable(path, "choose another place with --out DIR")
     return path
+
+
+def check_writable(path: str, fix: str = "make it writable") -> None:
+    """Write and remove a 64 KiB probe in ``path``; a :class:`DlcoreError` if that fails.
+
+    Catches a full disk or a permission problem before any training, not after an hour of it.
+    """
+    probe = os.path.join(path, f".write_probe{os.getpid()}")
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk may only say so when the data reaches it
+        os.remove(probe)
+    except OSError as e:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
+        raise DlcoreError(f"cannot write the run directory {path}: {e.strerror or e}; free space or {fix}") from None
 
 
 def results_rows(seeds: Sequence[int], final: Mapping[str, np.ndarray], state, hashes: Sequence[str],

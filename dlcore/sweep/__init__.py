@@ -8,3 +8,25 @@ from dlcore.sweep._seeds import (
     run_seeds,
     seed_mesh,
 )
+from dlcore.sweep._space import Axis, Space, axis_from_spec, parse_steps, space_from_spec
+from dlcore.sweep._search import (
+    STRATEGIES,
+    Budget,
+    SearchPlan,
+    grid_points,
+    random_points,
+    refine_points,
+    run_search,
+    search_plan,
+)
+from dlcore.sweep._study import (
+    Selection,
+    Setup,
+    StudyResult,
+    check_selection,
+    first_stage_points,
+    plan_chunks,
+    run_study,
+    study_history,
+    study_rows,
+)

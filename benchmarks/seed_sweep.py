@@ -1,0 +1,264 @@
+"""Seed sweeps: vmapped vs one after another, dlcore vs a hand-written ``jit(vmap(scan))``, 1 vs 2
+host devices, and a 4 learning rates × 8 seeds grid — measured in one run.
+
+MNIST-1D MLP 40-100-100-10, Adam 1e-2, batch 100 (the issue's setup; 6000 steps by default).
+Every configuration runs in its own subprocess (``XLA_FLAGS`` must be set before JAX is
+imported, and ``ru_maxrss`` is per process), one after another:
+
+* ``dlcore vmap 1dev``      ``dlcore.sweep.run_seeds`` on ONE host device, S = 1, 8, 32;
+* ``dlcore sequential``     the same library, the S seeds one after another (one compiled
+                            ``Loop`` reused, so compilation is paid once);
+* ``jax jit(vmap(scan))``   a plain hand-written JAX baseline: the whole run is one
+                            ``lax.scan``, vmapped over 32 seeds, on one device;
+* ``dlcore default``        ``run_seeds`` with the seeds split over 2 host devices
+                            (``--xla_force_host_platform_device_count=2``; the ``dlcore`` CLI's
+                            default on a 2-core machine) — target ≥ 1.6× the JAX baseline;
+* ``dlcore grid 4×8``       ``dlcore.sweep.run_study``: 4 learning rates × 8 seeds (vectorized
+                            learning rate: one program), 2 host devices.
+
+Times: ``run`` excludes compilation, ``total`` is the whole call (init, compile, run, evaluation).
+Peak memory: ``ru_maxrss`` of the subprocess (includes the JAX runtime, ~0.3–0.5 GB).
+
+    .venv/bin/python benchmarks/seed_sweep.py [--steps 6000] [--only NAME ...]
+
+The machine is noisy (and shared): compare the ratios printed by one run, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WIDTHS = (40, 100, 100, 10)
+B = 100
+
+
+def _data():
+    os.environ.setdefault("TFDS_DATA_DIR", os.path.join(ROOT, "runs", "tensorflow_datasets"))
+    from dlcore.data import load_dataset
+
+    return load_dataset("mnist1d")
+
+
+def _recipe():
+    from dlcore.nn import MLP
+    from dlcore.optim import optimizer_fn
+    from dlcore.train import Recipe
+
+    return Recipe(MLP(widths=WIDTHS[1:-1], num_outputs=WIDTHS[-1]), optimizer_fn("adam"))
+
+
+def worker_dlcore_vmap(seeds: int, steps: int) -> dict:
+    import jax
+
+    from dlcore.sweep import run_seeds
+
+    data = _data()
+    t0 = time.perf_counter()
+    res = run_seeds(_recipe(), data, seeds, hparams={"learning_rate": 1e-2}, num_steps=steps, batch_size=B,
+                    eval_every=500, progress=False)
+    jax.block_until_ready(res.state.params)
+    total = time.perf_counter() - t0
+    return dict(total_s=total, run_s=res.timing["run_s"], compile_s=res.timing["compile_s"],
+                test_acc=float(res.final["test/accuracy"].mean()), devices=len(jax.devices()))
+
+
+def worker_dlcore_sequential(seeds: int, steps: int) -> dict:
+    import jax
+
+    from dlcore.train import Loop, init_state, run_loop
+
+    data, recipe = _data(), _recipe()
+    loop = Loop(recipe, data, batch_size=B, chunk_size=500, batched=False)  # compiled once, reused
+    t0 = time.perf_counter()
+    run_s, accs = 0.0, []
+    for s in range(seeds):
+        state = init_state(recipe, s, {"learning_rate": 1e-2}, data.x_train[:1])
+        res = run_loop(loop, state, steps, progress=False)
+        jax.block_until_ready(res.state.params)
+        run_s += res.timing["run_s"]
+        accs.append(float(res.final["test/accuracy"]))
+    total = time.perf_counter() - t0
+    return dict(total_s=total, run_s=run_s, compile_s=loop.compile_s, test_acc=sum(accs) / len(accs),
+                devices=len(jax.devices()))
+
+
+def worker_jax_baseline(seeds: int, steps: int) -> dict:
+    """Plain JAX: hand-written MLP + optax Adam, the whole run one lax.scan, jit(vmap) over seeds."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    data = _data()
+    x, y = data.x_train, data.y_train
+    n = x.shape[0]
+    spe = n // B
+    tx = optax.adam(1e-2)
+
+    def init(key):
+        params = []
+        for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:])):
+            params.append((jax.random.normal(jax.random.fold_in(key, i), (a, b)) * np.sqrt(1 / a), jnp.zeros(b)))
+        return params
+
+    def loss_fn(p, xb, yb):
+        h = xb
+        for w, bias in p[:-1]:
+            h = jax.nn.relu(h @ w + bias)
+        return optax.softmax_cross_entropy_with_integer_labels(h @ p[-1][0] + p[-1][1], yb).mean()
+
+    def run_one(key):
+        params = init(key)
+        opt = tx.init(params)
+        n_ep = steps // spe + 1
+        perms = jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n))(jnp.arange(n_ep))
+        idx = perms[:, : spe * B].reshape(-1, B)[:steps]
+
+        def body(carry, i):
+            p, o = carry
+            loss, g = jax.value_and_grad(loss_fn)(p, x[i], y[i])
+            u, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, u), o), loss
+
+        (p, _), losses = jax.lax.scan(body, (params, opt), idx)
+        h = data.x_test
+        for w, bias in p[:-1]:
+            h = jax.nn.relu(h @ w + bias)
+        acc = jnp.mean(jnp.argmax(h @ p[-1][0] + p[-1][1], -1) == data.y_test)
+        return acc, losses
+
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
+    devs = jax.devices()
+    kw = {}
+    if len(devs) > 1 and seeds % len(devs) == 0:  # seeds split over host devices, no collectives
+        mesh = jax.make_mesh((len(devs),), ("s",), axis_types=(jax.sharding.AxisType.Auto,))
+        keys = jax.device_put(keys, NamedSharding(mesh, P("s")))
+        kw = dict(out_shardings=NamedSharding(mesh, P("s")))
+    fn = jax.jit(jax.vmap(run_one), **kw)
+    t0 = time.perf_counter()
+    compiled = fn.lower(keys).compile()
+    t1 = time.perf_counter()
+    acc, losses = compiled(keys)
+    jax.block_until_ready((acc, losses))
+    t2 = time.perf_counter()
+    return dict(total_s=t2 - t0, run_s=t2 - t1, compile_s=t1 - t0, test_acc=float(acc.mean()), devices=len(devs))
+
+
+def worker_dlcore_grid(seeds: int, steps: int) -> dict:
+    import jax
+
+    from dlcore.sweep import Setup, run_study, space_from_spec
+
+    data, recipe = _data(), _recipe()
+    space = space_from_spec({"learning_rate": {"scale": "log", "values": (1e-3, 3e-3, 1e-2, 3e-2)}})
+    t0 = time.perf_counter()
+    res = run_study(space, lambda s: Setup(recipe, steps, B, 500, {"learning_rate": 1e-2}), data, seeds,
+                    keep_states=False, progress=False)
+    total = time.perf_counter() - t0
+    return dict(total_s=total, run_s=res.timing["run_s"], compile_s=res.timing["compile_s"],
+                test_acc=float(res.metrics["test/accuracy"][res.selected[0]].mean()), devices=len(jax.devices()),
+                best_lr=res.points[res.selected[0]]["learning_rate"])
+
+
+WORKERS = {
+    "dlcore_vmap": worker_dlcore_vmap,
+    "dlcore_sequential": worker_dlcore_sequential,
+    "jax_baseline": worker_jax_baseline,
+    "dlcore_grid": worker_dlcore_grid,
+}
+
+# (label, worker, seeds, host devices)
+CONFIGS = [
+    ("dlcore vmap 1dev S=1", "dlcore_vmap", 1, 1),
+    ("dlcore sequential S=1", "dlcore_sequential", 1, 1),
+    ("dlcore vmap 1dev S=8", "dlcore_vmap", 8, 1),
+    ("dlcore sequential S=8", "dlcore_sequential", 8, 1),
+    ("dlcore vmap 1dev S=32", "dlcore_vmap", 32, 1),
+    ("dlcore sequential S=32", "dlcore_sequential", 32, 1),
+    ("jax jit(vmap(scan)) 1dev S=32", "jax_baseline", 32, 1),
+    ("jax jit(vmap(scan)) 2dev S=32", "jax_baseline", 32, 2),
+    ("dlcore default 2dev S=32", "dlcore_vmap", 32, 2),
+    ("dlcore grid 4lr×8 2dev", "dlcore_grid", 8, 2),
+]
+
+
+def _worker_main(name: str, seeds: int, steps: int) -> None:
+    import resource
+
+    out = WORKERS[name](seeds, steps)
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def _spawn(name: str, seeds: int, devices: int, steps: int) -> dict:
+    env = dict(os.environ)
+    flags = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f)
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--seeds", str(seeds), "--steps", str(steps)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"{name} S={seeds} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--only", nargs="*", default=None, help="labels (substrings) of the configurations to run")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--seeds", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        _worker_main(args.worker, args.seeds, args.steps)
+        return
+
+    print(f"MNIST-1D MLP {'-'.join(map(str, WIDTHS))}, Adam 1e-2, batch {B}, {args.steps} steps; "
+          f"{os.cpu_count()} CPUs; each line a fresh subprocess")
+    print(f"{'configuration':<32}{'total s':>9}{'run s':>9}{'compile s':>11}{'seed-steps/s':>14}{'peak MB':>9}"
+          f"{'test acc':>10}")
+    res = {}
+    for label, worker, seeds, devices in CONFIGS:
+        if args.only and not any(o in label for o in args.only):
+            continue
+        r = _spawn(worker, seeds, devices, args.steps)
+        runs = seeds * (4 if worker == "dlcore_grid" else 1)
+        r["seed_steps_per_s"] = runs * args.steps / r["run_s"]
+        res[label] = r
+        print(f"{label:<32}{r['total_s']:>9.1f}{r['run_s']:>9.1f}{r['compile_s']:>11.1f}"
+              f"{r['seed_steps_per_s']:>14,.0f}{r['maxrss_mb']:>9.0f}{r['test_acc']:>10.4f}", flush=True)
+
+    def ratio(a, b, key="run_s"):
+        if a in res and b in res:
+            return res[b][key] / res[a][key]
+        return float("nan")
+
+    print("\nratios (> 1: the first is faster / smaller)")
+    for s in (1, 8, 32):
+        a, b = f"dlcore vmap 1dev S={s}", f"dlcore sequential S={s}"
+        print(f"  vmapped vs sequential, S={s:<3} run {ratio(a, b):5.2f}×   total {ratio(a, b, 'total_s'):5.2f}×   "
+              f"peak memory {ratio(a, b, 'maxrss_mb'):5.2f}×")
+    base = "jax jit(vmap(scan)) 1dev S=32"
+    print(f"  dlcore default (2 host devices) vs JAX jit(vmap(scan)) 1 device, 32 seeds: run "
+          f"{ratio('dlcore default 2dev S=32', base):.2f}×  total {ratio('dlcore default 2dev S=32', base, 'total_s'):.2f}×"
+          "  (target ≥ 1.6×)")
+    print(f"  dlcore vmap 1 device vs JAX jit(vmap(scan)) 1 device, 32 seeds: run "
+          f"{ratio('dlcore vmap 1dev S=32', base):.2f}×  (dlcore's per-step extras: metrics, NaN guard, evaluation)")
+    print(f"  JAX jit(vmap(scan)) 2 devices vs 1 device: run {ratio('jax jit(vmap(scan)) 2dev S=32', base):.2f}×")
+    print(f"  dlcore 2 devices vs 1 device, 32 seeds: run {ratio('dlcore default 2dev S=32', 'dlcore vmap 1dev S=32'):.2f}×")
+    print(f"  grid 4 lr × 8 seeds vs 32 seeds of one lr (both 2 devices): run "
+          f"{ratio('dlcore grid 4lr×8 2dev', 'dlcore default 2dev S=32'):.2f}×")
+    if "dlcore grid 4lr×8 2dev" in res:
+        print(f"  grid: best learning rate {res['dlcore grid 4lr×8 2dev']['best_lr']:g} (validation)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""``dlcore run`` for a config with a ``sweep`` section: a study of points × seeds.
+
+The sweep section (all keys optional except ``axes``)::
+
+    c.sweep = ml_collections.ConfigDict(dict(
+        axes=dict(                                   # name -> spec (see dlcore.sweep.axis_from_spec)
+            learning_rate=dict(scale="log", low=1e-3, high=1e-1, steps="1-3"),  # path: hparams.<name>
+            norm=dict(path="model.norm", values=("none", "batch")),             # structural
+        ),
+        strategy="grid",        # grid | random | refine
+        seeds=4,                # seeds per point: a count, "0:8" or a list (--seeds overrides)
+        study_seed=0,           # keys random search and the report's bootstrap
+        num_points=0,           # random search: points (default: budget.max_points)
+        refine=dict(start="grid", rounds=1, top_k=1, num=3),
+        budget=dict(max_points=0, max_steps=0),     # 0 = unlimited; max_steps counts all runs' steps
+        select=dict(metric="val/accuracy", mode="auto", statistic="mean", group_by=()),
+        max_parallel=0,         # most runs in one program (0: all runs of a structure at once)
+        confidence=0.95,
+        bootstrap_resamples=2000,
+    ))
+"""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+import numpy as np
+
+from dlcore.errors import ConfigError
+
+SWEEP_KEYS = ("axes", "strategy", "seeds", "study_seed", "num_points", "refine", "budget", "select", "max_parallel",
+              "confidence", "bootstrap_resamples")
+FORBIDDEN_ROOTS = ("sweep", "seeds", "dataset")
+
+
+def _plain(v):
+    if isinstance(v, ml_collections.ConfigDict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    return v
+
+
+def parse_sweep(config: ml_collections.ConfigDict, seeds_arg=None) -> dict:
+    """Read and validate ``config.sweep``; returns the keyword arguments of the study."""
+    from dlcore.sweep import Budget, Selection, check_selection, parse_seeds, search_plan, space_from_spec
+
+    sw = _plain(config.sweep)
+    if not isinstance(sw, dict):
+        raise ConfigError("config.sweep must be a section (ml_collections.ConfigDict) with at least 'axes'")
+    unknown = sorted(set(sw) - set(SWEEP_KEYS))
+    if unknown:
+        raise ConfigError(f"sweep.{unknown[0]} is not a sweep setting; valid: {', '.join(SWEEP_KEYS)}")
+    space = space_from_spec(sw.get("axes"))
+    for a in space.axes:
+        root = a.path.split(".")[0]
+        if root in FORBIDDEN_ROOTS:
+            why = "the dataset is shared by all points" if root == "dataset" else "it is not a run setting"
+            raise ConfigError(f"sweep.axes.{a.name}.path={a.path!r} cannot be swept ({why})")
+        if not a.path.startswith("hparams."):
+            _check_path(config, a.path, f"sweep.axes.{a.name}.path")
+    budget_d = dict(sw.get("budget") or {})
+    bad = sorted(set(budget_d) - {"max_points", "max_steps"})
+    if bad:
+        raise ConfigError(f"sweep.budget.{bad[0]} is not a budget setting; valid: max_points, max_steps")
+    budget = Budget(**{k: budget_d[k] for k in ("max_points", "max_steps") if k in budget_d})
+    sel_d = dict(sw.get("select") or {})
+    bad = sorted(set(sel_d) - set(Selection._fields))
+    if bad:
+        raise ConfigError(f"sweep.select.{bad[0]} is not a selection setting; valid: {', '.join(Selection._fields)}")
+    selection = check_selection(Selection(**sel_d), space)
+    refine = dict(sw.get("refine") or {})
+    strategy = sw.get("strategy", "grid")
+    # Validate the strategy's options now (before any run directory or training).
+    search_plan(space, strategy, study_seed=sw.get("study_seed", 0), num_points=sw.get("num_points", 0),
+                budget=budget, **{k: v for k, v in refine.items() if k in ("rounds", "top_k", "num", "start")})
+    confidence = sw.get("confidence", 0.95)
+    if not isinstance(confidence, float) or not 0 < confidence < 1:
+        raise ConfigError(f"sweep.confidence must be a number in (0, 1), got {confidence!r}")
+    resamples = sw.get("bootstrap_resamples", 2000)
+    if not isinstance(resamples, int) or resamples < 100:
+        raise ConfigError(f"sweep.bootstrap_resamples must be an integer ≥ 100, got {resamples!r}")
+    seeds_spec = seeds_arg if seeds_arg is not None else sw.get("seeds", config.get("seeds", 1))
+    return dict(
+        space=space, seeds=parse_seeds(seeds_spec), strategy=strategy, study_seed=int(sw.get("study_seed", 0)),
+        num_points=int(sw.get("num_points", 0)), refine=refine, budget=budget, selection=selection,
+        max_parallel=sw.get("max_parallel", 0), confidence=float(confidence), bootstrap_resamples=int(resamples),
+    )
+
+
+def _check_path(config, path: str, field: str) -> None:
+    node = config
+    parts = path.split(".")
+    for j, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            where = "the config" if j == 0 else ".".join(parts[:j])
+            valid = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "none"
+            raise ConfigError(f"{field}: {where} has no {part!r} (valid: {valid})")
+        node = node[part]
+
+
+def _set_path(cfg, path: str, value, field: str) -> None:
+    parts = path.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        node = node[part]
+    try:
+        if parts[0] == "hparams":
+            node[parts[-1]] = float(value)
+        else:
+            cur = node[parts[-1]] if parts[-1] in node else None
+            if isinstance(cur, tuple) and isinstance(value, list):
+                value = tuple(value)
+            if isinstance(cur, float) and isinstance(value, int):
+                value = float(value)
+            node[parts[-1]] = value
+    except (TypeError, ValueError, KeyError) as e:
+        raise ConfigError(f"{field}: cannot set config.{path} to {value!r} ({e})") from None
+
+
+def make_build(config: ml_collections.ConfigDict, num_classes: int):
+    """The study's ``build(structure) -> Setup``: the config with the structural values set."""
+    from dlcore.cli._build import build_recipe, validate_run_config
+    from dlcore.sweep import Setup
+
+    base = config.copy_and_resolve_references()
+    del base["sweep"]
+
+    def build(structure):
+        cfg = base.copy_and_resolve_references()
+        for path, value in structure.items():
+            _set_path(cfg, path, value, f"sweep.axes ({path})")
+        validate_run_config(cfg)
+        recipe = build_recipe(cfg, num_classes)
+        return Setup(recipe, int(cfg.num_steps), int(cfg.batch_size), int(cfg.eval_every),
+                     {k: float(v) for k, v in cfg.hparams.items()})
+
+    return build
+
+
+def validate_axes(config, spec: dict, build) -> None:
+    """Check every grid value before any training: hyperparameter ranges and each structure's config."""
+    import itertools
+
+    from dlcore.cli._build import validate_run_config
+    from dlcore.optim import check_hparams
+
+    base = config.copy_and_resolve_references()
+    del base["sweep"]
+    space = spec["space"]
+    for a in space.vectorized():
+        try:
+            vals = a.grid()
+        except ConfigError:
+            vals = (a.low, a.high)  # random search: the bounds
+        for v in vals:
+            cfg = base.copy_and_resolve_references()
+            _set_path(cfg, a.path, v, f"sweep.axes.{a.name}")
+            try:
+                validate_run_config(cfg)
+                check_hparams({a.path.split(".", 1)[1]: np.float32(v)})
+            except ConfigError as e:
+                raise ConfigError(f"sweep.axes.{a.name} value {v:g}: {e}") from None
+    grids = []
+    for a in space.structural():
+        try:
+            grids.append([(a.path, v) for v in a.grid()])
+        except ConfigError:
+            grids.append([(a.path, a.low), (a.path, a.high)])
+    for combo in itertools.islice(itertools.product(*grids), 256):
+        build(dict(combo))
+
+
+def _meta(spec: dict, result) -> dict:
+    sel = result.selection
+    return dict(
+        strategy=spec["strategy"], study_seed=spec["study_seed"], axes=result.space.to_dict(),
+        select=dict(metric=sel.metric, mode=sel.mode, statistic=sel.statistic, group_by=list(sel.group_by),
+                    higher_is_better=sel.higher_is_better),
+        confidence=spec["confidence"], bootstrap_resamples=spec["bootstrap_resamples"],
+        max_parallel=spec["max_parallel"], budget=spec["budget"]._asdict(), seeds=list(result.seeds),
+        points=result.points, stages=result.stages, selected=result.selected,
+        structures=[dict(g, structure={k: v for k, v in g["structure"].items()}) for g in result.groups],
+    )
+
+
+def cmd_study(args, name: str, config: ml_collections.ConfigDict) -> int:
+    """Run the study described by ``config.sweep`` and write its run directory."""
+    import jax
+
+    from dlcore import manifest
+    from dlcore.cli._build import build_dataset
+    from dlcore.cli._outputs import make_run_dir, write_csv, write_history
+    from dlcore.cli._report import report_run
+    from dlcore.sweep import first_stage_points, run_study, study_history, study_rows
+
+    spec = parse_sweep(config, getattr(args, "seeds", None))
+    data = build_dataset(config.dataset)  # one dataset for every point
+    build = make_build(config, data.num_classes)
+    validate_axes(config, spec, build)
+    first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
+                       num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"])  # budget
+    run_dir = make_run_dir(args.out, name)
+    progress = False if getattr(args, "no_progress", False) else name
+    result = run_study(
+        spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
+        num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
+        max_parallel=spec["max_parallel"], progress=progress,
+    )
+    write_csv(os.path.join(run_dir, "results.csv"), study_rows(result))
+    hist = study_history(result)
+    write_history(os.path.join(run_dir, "history.npz"), {k: v for k, v in hist.items() if k != "seeds"},
+                  result.seeds)
+    hashes = {f"point{i}/seed{s}": h for i, hs in enumerate(result.hashes) for s, h in zip(result.seeds, hs)}
+    man = manifest.build_manifest(
+        experiment=name, config=config.to_dict(), seeds=result.seeds, params_hashes=[],
+        extra={"study": _meta(spec, result), "params_sha256": hashes, "timing": result.timing},
+    )
+    manifest.write_json_atomic(os.path.join(run_dir, "manifest.json"), man)
+    print(report_run(run_dir))  # the same text and plots as `dlcore report RUN_DIR`
+    t = result.timing
+    devs = jax.devices()
+    n_runs = len(result.points) * len(result.seeds)
+    print(f"\n{len(result.points)} points × {len(result.seeds)} seeds = {n_runs} runs in {t['programs']} compiled "
+          f"program{'s' * (t['programs'] != 1)} · {jax.default_backend()} × {len(devs)} device"
+          f"{'s' * (len(devs) != 1)} · wall {t['wall_s']:.1f} s (compile {t['compile_s']:.1f} s)")
+    print(f"outputs: {run_dir}")
+    return 0

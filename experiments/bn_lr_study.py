@@ -1,0 +1,48 @@
+"""Does batch norm allow a 10× larger learning rate? norm ∈ {none, batch} × learning rate × seeds.
+
+A deeper MLP (40-100-100-100-10) trained with SGD + momentum 0.9 on MNIST-1D, 3000 steps. The
+learning-rate axis is vectorized (one program per norm setting, all rates and seeds inside it);
+`norm` is structural (two programs). The best rate is chosen per norm on the validation split
+(`select.group_by=("norm",)`), the test split is evaluated once for each of the two chosen points,
+and the report prints the best rate of each (with their ratio), the rates not resolved worse than
+each best, and the paired test comparison of the two. Run:
+
+    dlcore run bn_lr_study
+    dlcore report runs/bn_lr_study/<timestamp>
+
+Faster look (fewer steps and seeds): dlcore run bn_lr_study --config.num_steps=1000 --config.sweep.seeds=4
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.dataset = ml_collections.ConfigDict(
+        dict(name="mnist1d", val_fraction=0.1, split_seed=0, standardize=True, data_dir="")
+    )
+    c.model = ml_collections.ConfigDict(
+        dict(name="mlp", widths=(100, 100, 100), activation="relu", norm="none", bn_momentum=0.9)
+    )
+    c.optimizer = ml_collections.ConfigDict(dict(name="momentum", schedule="constant"))
+    c.hparams = ml_collections.ConfigDict(dict(learning_rate=1e-2))
+    c.batch_size = 100
+    c.num_steps = 3000
+    c.eval_every = 500
+    c.sweep = ml_collections.ConfigDict(
+        dict(
+            axes=dict(
+                learning_rate=dict(scale="log", low=1e-3, high=3.0, steps="1-3"),  # 1e-3 … 3 (8 rates)
+                norm=dict(path="model.norm", values=("none", "batch")),
+            ),
+            strategy="grid",
+            seeds=8,
+            study_seed=0,
+            budget=dict(max_points=0, max_steps=0),
+            select=dict(metric="val/accuracy", mode="auto", statistic="mean", group_by=("norm",)),
+            max_parallel=0,
+            confidence=0.95,
+            bootstrap_resamples=2000,
+        )
+    )
+    return c

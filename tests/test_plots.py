@@ -16,6 +16,19 @@ def test_band_is_t_interval():
         np.testing.assert_allclose([lo[t], hi[t]], ci, rtol=1e-10)
 
 
+def test_band_drops_diverged_seeds_without_warnings(recwarn):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 3))
+    a[0, 1:] = np.nan  # seed 0 diverged after step 0
+    a[:, 2] = np.inf  # every seed diverged at step 2
+    mean, lo, hi = _band(a)
+    ci = scipy.stats.t.interval(0.95, 2, loc=a[1:, 1].mean(), scale=scipy.stats.sem(a[1:, 1]))
+    np.testing.assert_allclose([mean[1], lo[1], hi[1]], [a[1:, 1].mean(), *ci], rtol=1e-10)
+    np.testing.assert_allclose(mean[0], a[:, 0].mean(), rtol=1e-12)
+    assert np.isnan(mean[2]) and np.isnan(lo[2])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_smooth_block_means():
     np.testing.assert_allclose(smooth(np.arange(10.0)[None], 5), [[2.0, 7.0]])
 

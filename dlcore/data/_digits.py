@@ -13,11 +13,10 @@ with the training statistics, as ``load_dataset`` does), labels 0–9.
 
 from __future__ import annotations
 
-import fcntl
-import os
-
 import numpy as np
 import tensorflow_datasets as tfds
+
+from dlcore.data._mnist1d import array_examples, array_splits, prepare_builder
 
 IMAGE_SHAPE = (8, 8, 1)
 NUM_CLASSES = 10
@@ -68,38 +67,12 @@ class Digits(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        d = generate_digits()
-        return {
-            "train": self._generate_examples(d["x"], d["y"]),
-            "test": self._generate_examples(d["x_test"], d["y_test"]),
-        }
+        return array_splits(generate_digits())
 
-    def _generate_examples(self, x, y):
-        for i in range(len(y)):
-            yield i, {"x": x[i], "label": int(y[i])}
+    _generate_examples = staticmethod(array_examples)
 
 
 def prepare_digits(data_dir: str) -> None:
-    """Write digits into ``data_dir`` unless it is there already.
+    """Write digits into ``data_dir`` unless it is there already (process-safe)."""
+    prepare_builder(Digits, data_dir)
 
-    Safe to call from several processes at once (a file lock serialises the preparation).
-    """
-    os.makedirs(data_dir, exist_ok=True)
-    builder = Digits(data_dir=data_dir, file_format="array_record")
-    if builder.is_prepared():
-        return
-    with open(os.path.join(data_dir, ".digits.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            builder = Digits(data_dir=data_dir, file_format="array_record")
-            if not builder.is_prepared():
-                from tensorflow_datasets.core.utils import tqdm_utils
-
-                was_active = tqdm_utils._active  # one-second job: no bars; restore the user's setting
-                tfds.display_progress_bar(False)
-                try:
-                    builder.download_and_prepare()
-                finally:
-                    tfds.display_progress_bar(was_active)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

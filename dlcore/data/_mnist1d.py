@@ -48,6 +48,17 @@ def generate_mnist1d() -> dict[str, np.ndarray]:
     }
 
 
+def array_examples(x, y):
+    """TFDS examples ``(key, {"x", "label"})`` from arrays ``x`` [N, ...] and ``y`` [N]."""
+    for i in range(len(y)):
+        yield i, {"x": x[i], "label": int(y[i])}
+
+
+def array_splits(d: dict[str, np.ndarray]) -> dict:
+    """TFDS split generators for ``train``/``test`` from ``x``, ``y``, ``x_test``, ``y_test`` arrays."""
+    return {"train": array_examples(d["x"], d["y"]), "test": array_examples(d["x_test"], d["y_test"])}
+
+
 class Mnist1d(tfds.core.GeneratorBasedBuilder):
     """TFDS builder for MNIST-1D (Greydanus 2020), generated offline."""
 
@@ -69,30 +80,24 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        d = generate_mnist1d()
-        return {
-            "train": self._generate_examples(d["x"], d["y"]),
-            "test": self._generate_examples(d["x_test"], d["y_test"]),
-        }
+        return array_splits(generate_mnist1d())
 
-    def _generate_examples(self, x, y):
-        for i in range(len(y)):
-            yield i, {"x": x[i], "label": int(y[i])}
+    _generate_examples = staticmethod(array_examples)
 
 
-def prepare_mnist1d(data_dir: str) -> None:
-    """Generate and write MNIST-1D into ``data_dir`` unless it is there already.
+def prepare_builder(builder_cls: type, data_dir: str) -> None:
+    """Write the locally generated dataset of ``builder_cls`` into ``data_dir`` unless it is there.
 
     Safe to call from several processes at once (a file lock serialises the preparation).
     """
     os.makedirs(data_dir, exist_ok=True)
-    builder = Mnist1d(data_dir=data_dir, file_format="array_record")
+    builder = builder_cls(data_dir=data_dir, file_format="array_record")
     if builder.is_prepared():
         return
-    with open(os.path.join(data_dir, ".mnist1d.lock"), "w") as lock:
+    with open(os.path.join(data_dir, f".{builder.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            builder = Mnist1d(data_dir=data_dir, file_format="array_record")
+            builder = builder_cls(data_dir=data_dir, file_format="array_record")
             if not builder.is_prepared():
                 from tensorflow_datasets.core.utils import tqdm_utils
 
@@ -104,3 +109,8 @@ def prepare_mnist1d(data_dir: str) -> None:
                     tfds.display_progress_bar(was_active)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare_mnist1d(data_dir: str) -> None:
+    """Generate and write MNIST-1D into ``data_dir`` unless it is there already (process-safe)."""
+    prepare_builder(Mnist1d, data_dir)

@@ -21,7 +21,7 @@ import numpy as np
 from dlcore.data import Dataset
 from dlcore.losses import mean_loss
 from dlcore.manifest import params_sha256
-from dlcore.train import Recipe, evaluate, fit, init_state, make_train_step
+from dlcore.train import Recipe, fit, init_state, make_train_step
 
 # Regularizers are switched off for the overfitting checks (the lectures: overfit *without* them).
 _REGULARIZERS = ("dropout_rate", "weight_decay", "l1", "l2", "label_smoothing")

@@ -27,14 +27,13 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from jax import lax
 
 from dlcore import random as drandom
 from dlcore.nn import Dropout
 from dlcore.parallel._batchnorm import batchnorm_interceptor
-from dlcore.train._state import DIVERGED, RUNNING, Recipe, TrainState
-from dlcore.train._step import _apply, _select
+from dlcore.train._state import Recipe, TrainState
+from dlcore.train._step import _apply, apply_gradients
 
 
 def shard_offset(local_size: int, axis_name: str, mask: jax.Array | None = None) -> jax.Array:
@@ -161,22 +160,7 @@ def make_sharded_train_step(recipe: Recipe, axis_name: str = "data") -> Callable
             pen, pen_grads = jax.value_and_grad(lambda p: recipe.penalty(p, hp))(state.params)
             total = loss + pen
             grads = jax.tree.map(jnp.add, grads, pen_grads)
-        grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
-        updates, opt_state = recipe.optimizer(hp).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-
-        finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
-        running = state.status == RUNNING
-        ok = finite & running
-        diverging = running & ~finite
-        new_state = state.replace(
-            step=state.step + 1,
-            params=_select(ok, params, state.params),
-            opt_state=_select(ok, opt_state, state.opt_state),
-            model_state=_select(ok, new_ms, state.model_state),
-            status=jnp.where(diverging, DIVERGED, state.status),
-            stop_step=jnp.where(diverging, state.step, state.stop_step),
-        )
+        new_state, grad_norm = apply_gradients(recipe, state, hp, grads, total, new_ms)
         metrics = {"loss": loss, "grad_norm": grad_norm}
         if recipe.metrics is not None:
             for name, per_ex in recipe.metrics(out, batch).items():

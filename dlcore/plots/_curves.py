@@ -11,11 +11,17 @@ def _band(a_SxT: np.ndarray, confidence: float = 0.95):
     import scipy.stats
 
     a = np.asarray(a_SxT, dtype=np.float64)
-    mean = np.nanmean(a, axis=0)
-    n = a.shape[0]
-    if n < 2:
-        return mean, mean, mean
-    half = scipy.stats.t.ppf(0.5 + confidence / 2, n - 1) * np.nanstd(a, axis=0, ddof=1) / np.sqrt(n)
+    a = np.where(np.isfinite(a), a, np.nan)  # diverged seeds drop out of the band
+    n_T = np.sum(~np.isnan(a), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A step where every seed diverged stays a gap (NaN) instead of a warning.
+        mean = np.where(n_T > 0, np.nansum(a, axis=0) / np.maximum(n_T, 1), np.nan)
+        if a.shape[0] < 2:
+            return mean, mean, mean
+        dev = np.nansum((a - mean) ** 2, axis=0)
+        std = np.sqrt(dev / np.maximum(n_T - 1, 1))
+        t = scipy.stats.t.ppf(0.5 + confidence / 2, np.maximum(n_T - 1, 1))
+        half = np.where(n_T >= 2, t * std / np.sqrt(np.maximum(n_T, 1)), 0.0)
     return mean, mean - half, mean + half
 
 

@@ -29,6 +29,34 @@ def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+def apply_gradients(recipe: Recipe, state: TrainState, hp, grads, total, new_model_state):
+    """One optimizer update with the NaN guard: the shared tail of every train step.
+
+    A non-finite ``total`` loss or gradient norm leaves params, optimizer and model state as they
+    were and marks the run ``DIVERGED`` at this step; a run that is not ``RUNNING`` stays frozen.
+
+    Returns:
+      ``(new_state, grad_norm)``; ``new_state.step`` is ``state.step + 1`` either way.
+    """
+    grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+    updates, opt_state = recipe.optimizer(hp).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+
+    finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
+    running = state.status == RUNNING
+    ok = finite & running
+    diverging = running & ~finite
+    new_state = state.replace(
+        step=state.step + 1,
+        params=_select(ok, params, state.params),
+        opt_state=_select(ok, opt_state, state.opt_state),
+        model_state=_select(ok, new_model_state, state.model_state),
+        status=jnp.where(diverging, DIVERGED, state.status),
+        stop_step=jnp.where(diverging, state.step, state.stop_step),
+    )
+    return new_state, grad_norm
+
+
 def make_train_step(recipe: Recipe) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Build the pure train step of a recipe.
 
@@ -59,22 +87,7 @@ def make_train_step(recipe: Recipe) -> Callable[[TrainState, dict], tuple[TrainS
             return total, (loss, out, new_ms)
 
         (total, (loss, out, new_ms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
-        updates, opt_state = recipe.optimizer(hp).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-
-        finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
-        running = state.status == RUNNING
-        ok = finite & running
-        diverging = running & ~finite
-        new_state = state.replace(
-            step=state.step + 1,
-            params=_select(ok, params, state.params),
-            opt_state=_select(ok, opt_state, state.opt_state),
-            model_state=_select(ok, new_ms, state.model_state),
-            status=jnp.where(diverging, DIVERGED, state.status),
-            stop_step=jnp.where(diverging, state.step, state.stop_step),
-        )
+        new_state, grad_norm = apply_gradients(recipe, state, hp, grads, total, new_ms)
         metrics = {"loss": loss, "grad_norm": grad_norm}
         if recipe.metrics is not None:
             for name, per_ex in recipe.metrics(out, batch).items():

@@ -44,7 +44,7 @@ from dlcore import parallel as par  # noqa: E402
 from dlcore import random as drandom  # noqa: E402
 from dlcore.data import chunk_batch_indices, random_crop, random_flip  # noqa: E402
 from dlcore.nn import Dropout, dropout  # noqa: E402
-from dlcore.sweep import init_states, run_seeds  # noqa: E402
+from dlcore.sweep import run_seeds  # noqa: E402
 from dlcore.train import Loop, init_state, make_train_step  # noqa: E402
 
 res["num_devices"] = jax.device_count()

@@ -1,7 +1,7 @@
 """Which optimizer, each at its own best learning rate? optimizer × learning rate × seeds.
 
 The lectures' optimizers (SGD, momentum, Nesterov, RMSProp, Adam) compared fairly: each gets a
-log-spaced learning-rate grid (1e-4 … 1, the lectures' 1-3 steps) and is judged at its best rate,
+log-spaced learning-rate grid (1e-4 … 3, the lectures' 1-3 steps) and is judged at its best rate,
 chosen on the validation split (`select.group_by=("optimizer",)`); the test split is evaluated
 once per optimizer. The optimizer is structural (one compiled program each); the learning rate is
 vectorized inside it. MLP 40-100-100-10 on MNIST-1D, a short budget (1500 steps) so that speed of
@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.sweep = ml_collections.ConfigDict(
         dict(
             axes=dict(
-                learning_rate=dict(scale="log", low=1e-4, high=1.0, steps="1-3"),
+                learning_rate=dict(scale="log", low=1e-4, high=3.0, steps="1-3"),
                 optimizer=dict(path="optimizer.name", values=("sgd", "momentum", "nesterov", "rmsprop", "adam")),
             ),
             strategy="grid",

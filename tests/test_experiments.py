@@ -13,7 +13,7 @@ EXPERIMENTS = available_experiments()
 
 
 def test_the_shipped_experiments_are_found():
-    assert {"mnist1d_mlp", "tiny", "tiny_study", "mnist1d_lr_sweep", "bn_lr_study", "dropout_study",
+    assert {"mnist1d_mlp", "tiny", "tiny_study", "mnist1d_lr_sweep", "bn_lr_study", "dropout_study", "l2_study",
             "optimizer_study"} <= set(EXPERIMENTS)
 
 

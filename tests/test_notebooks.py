@@ -16,7 +16,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").g
 
 
 def test_notebooks_exist():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "init_tanh_experiment.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "init_tanh_experiment.ipynb", "studies.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -207,8 +207,9 @@ def train_val_test_split(
     """Split arrays ``(x, y)`` into ``((x_0, y_0), (x_1, y_1), ...)``, one pair per fraction.
 
     >>> import jax, numpy as np
+    >>> key = jax.random.PRNGKey(0)
     >>> (xtr, ytr), (xva, yva), (xte, yte) = train_val_test_split(
-    ...     jax.random.PRNGKey(0), np.zeros((10, 2)), np.arange(10) % 2, (0.6, 0.2, 0.2), stratify=True)
+    ...     key, np.zeros((10, 2)), np.arange(10) % 2, (0.6, 0.2, 0.2), stratify=True)
     >>> len(xtr), len(xva), len(xte)
     (6, 2, 2)
     """

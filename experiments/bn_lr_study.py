@@ -15,34 +15,20 @@ Faster look (fewer steps and seeds): dlcore run bn_lr_study --config.num_steps=1
 
 import ml_collections
 
+from _base import base_config, study
+
 
 def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.dataset = ml_collections.ConfigDict(
-        dict(name="mnist1d", val_fraction=0.1, split_seed=0, standardize=True, data_dir="")
+    c = base_config(
+        model=dict(widths=(100, 100, 100), bn_momentum=0.9),
+        optimizer=dict(name="momentum"),
+        num_steps=3000,
     )
-    c.model = ml_collections.ConfigDict(
-        dict(name="mlp", widths=(100, 100, 100), activation="relu", norm="none", bn_momentum=0.9)
-    )
-    c.optimizer = ml_collections.ConfigDict(dict(name="momentum", schedule="constant"))
-    c.hparams = ml_collections.ConfigDict(dict(learning_rate=1e-2))
-    c.batch_size = 100
-    c.num_steps = 3000
-    c.eval_every = 500
-    c.sweep = ml_collections.ConfigDict(
+    c.sweep = study(
         dict(
-            axes=dict(
-                learning_rate=dict(scale="log", low=1e-3, high=3.0, steps="1-3"),  # 1e-3 … 3 (8 rates)
-                norm=dict(path="model.norm", values=("none", "batch")),
-            ),
-            strategy="grid",
-            seeds=8,
-            study_seed=0,
-            budget=dict(max_points=0, max_steps=0),
-            select=dict(metric="val/accuracy", mode="auto", statistic="mean", group_by=("norm",)),
-            max_parallel=0,
-            confidence=0.95,
-            bootstrap_resamples=2000,
-        )
+            learning_rate=dict(scale="log", low=1e-3, high=3.0, steps="1-3"),  # 1e-3 … 3 (8 rates)
+            norm=dict(path="model.norm", values=("none", "batch")),
+        ),
+        select=dict(group_by=("norm",)),
     )
     return c

@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import os
 import pathlib
+import sys
 
 import ml_collections
 
@@ -51,7 +52,14 @@ def load_experiment(spec: str):
     path = resolve_experiment(spec)
     mod_spec = importlib.util.spec_from_file_location(f"dlcore_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
+    # Experiments derive from a shared base config beside them (`from _base import base_config`).
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    try:
+        mod_spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop("_base", None)  # another folder's _base.py must not be served from the cache
     if not hasattr(module, "get_config"):
         raise ConfigError(f"experiment {str(path)!r} has no get_config() function")
     return path.stem, module

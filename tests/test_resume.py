@@ -70,15 +70,16 @@ def test_fit_resume_in_a_new_process_is_bit_exact(tmp_path):
     n = 30
     ck = tmp_path / "ck"
     # The straight run saves at n and 2n; removing 2n leaves "n steps, then saved".
-    straight = fit(recipe, data, 3, num_steps=2 * n, checkpoint_dir=str(ck), checkpoint_every=n, **kw)
+    straight = fit(recipe, data, 3, num_steps=2 * n, checkpoint=C.CheckpointManager(ck, every=n), **kw)
     assert C.checkpoint_steps(ck) == [n, 2 * n]
     shutil.rmtree(ck / str(2 * n))
 
     child = SETUP + textwrap.dedent(
         f"""
         import sys, jax
+        from dlcore.checkpoint import CheckpointManager
         from dlcore.train import fit
-        res = fit(RECIPE, DATA, 3, num_steps={2 * n}, checkpoint_dir=sys.argv[1], **KW)
+        res = fit(RECIPE, DATA, 3, num_steps={2 * n}, checkpoint=CheckpointManager(sys.argv[1]), **KW)
         leaves = {{f"p{{i}}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(res.state.params))}}
         hist = {{f"h:{{k}}": np.asarray(v) for k, v in res.history.items()}}
         np.savez(sys.argv[2], **leaves, **hist)
@@ -260,3 +261,92 @@ def test_resume_bad_directories(fake_run, tmp_path, capsys):
     assert main(["run", "tiny", "--resume", str(fake_run)]) == 2
     err = capsys.readouterr().err
     assert "20/meta/metadata is not valid JSON" in err and "pass --fallback" in err
+
+
+# A study of 2 structures (norm) x 3 learning rates x 7 seeds = 42 runs, 2 units of 21 (+1 pad) runs.
+STUDY = textwrap.dedent(
+    """
+    from _base import base_config, study
+
+    def get_config():
+        c = base_config(model=dict(widths=(16,)), batch_size=50, num_steps=40, eval_every=10)
+        c.sweep = study(dict(learning_rate=dict(values=(1e-3, 1e-2, 1e-1)),
+                             norm=dict(path="model.norm", values=("none", "batch"))),
+                        seeds=7, bootstrap_resamples=200)
+        return c
+    """
+)
+
+
+def _study_dir(tmp_path):
+    d = tmp_path / "exp"
+    d.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "experiments" / "_base.py", d / "_base.py")
+    (d / "s42.py").write_text(STUDY)
+    return d / "s42.py"
+
+
+def _outputs(run_dir):
+    man = json.loads((run_dir / "manifest.json").read_text())
+    return ((run_dir / "results.csv").read_text(), man["params_sha256"], (run_dir / "summary.txt").read_text())
+
+
+def _killed_study(tmp_path, exp, out, env, step=10):
+    """Start the study, SIGKILL it while the second unit trains (after its checkpoint at ``step``)."""
+    argv = ["run", str(exp), "--out", str(out), "--no-progress", "--no-tensorboard", "--checkpoint-every", "10"]
+    a = subprocess.Popen([DLCORE, *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    try:
+        _wait_for(lambda: bool(list(out.glob(f"s42/*/checkpoints/unit0001/{step}"))), a, timeout=300)
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=30)
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(timeout=30)
+    (run_dir,) = out.glob("s42/*")
+    assert not (run_dir / "manifest.json").exists()
+    assert C.checkpoint_steps(run_dir / "checkpoints" / "unit0000")[-1] == 40  # the first unit had finished
+    assert C.checkpoint_steps(run_dir / "checkpoints" / "unit0001")[-1] < 40
+    return argv, run_dir
+
+
+@pytest.mark.slow
+def test_study_killed_mid_group_then_resumed_equals_uninterrupted(tmp_path):
+    """A 42-run study with 2 structural groups, SIGKILLed mid-group in a second process, resumes to
+    the same results.csv, parameter hashes and report text as the uninterrupted study — also with
+    --fallback after the newest checkpoint of the running unit is damaged."""
+    exp = _study_dir(tmp_path)
+    # Slow each save down a little so the kill lands while unit 1 is still training.
+    env_slow = _env(tmp_path, DLCORE_HOST_DEVICES="2", **{TEST_FAULT_ENV: "sleep-after-save:0.5"})
+    env = _env(tmp_path, DLCORE_HOST_DEVICES="2")
+    ref = subprocess.run([DLCORE, "run", str(exp), "--out", str(tmp_path / "ref"), "--no-progress",
+                          "--no-tensorboard"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    (ref_dir,) = (tmp_path / "ref").glob("s42/*")
+    want = _outputs(ref_dir)
+    assert len(want[1]) == 42 and "point" in want[0]
+
+    argv, run_dir = _killed_study(tmp_path, exp, tmp_path / "a", env_slow)
+    plan = json.loads((run_dir / "checkpoints" / "study.json").read_text())
+    assert [u["unit"] for u in plan["plan"]["units"]] == ["unit0000"]  # the record names the finished unit
+    c = subprocess.run([DLCORE, *argv, "--resume", str(run_dir)], env=env, cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert c.returncode == 0, c.stderr[-3000:]
+    assert _outputs(run_dir) == want
+
+    # The newest checkpoint of the finished unit damaged: refused, then --fallback resumes that unit
+    # from its previous valid checkpoint (and the running one from its own), to the same bits.
+    argv, run_dir = _killed_study(tmp_path, exp, tmp_path / "b", env_slow)
+    unit = run_dir / "checkpoints" / "unit0000"
+    assert len(C.checkpoint_steps(unit)) >= 2
+    newest = unit / str(C.checkpoint_steps(unit)[-1])
+    victim = max((f for f in newest.rglob("*") if f.is_file() and "state" in str(f)), key=lambda f: f.stat().st_size)
+    victim.write_bytes(b"\0" * victim.stat().st_size)
+    bad = subprocess.run([DLCORE, *argv, "--resume", str(run_dir)], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode == 2 and "--fallback" in bad.stderr and "Traceback" not in bad.stderr
+    c = subprocess.run([DLCORE, *argv, "--resume", str(run_dir), "--fallback"], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0, c.stderr[-3000:]
+    assert _outputs(run_dir) == want

@@ -12,13 +12,15 @@ steps; load just the parameters for inference. The recipe::
               state=state, history=history, callbacks=[ckpt.callback(6000)])
     ckpt.close()
 
-``fit(..., checkpoint_dir=...)`` does the same. A whole sweep is one state (runs on axis 0)::
+``fit(..., checkpoint=CheckpointManager(dir, every=500))`` does the same (the loop resumes, saves
+and closes it). A whole sweep is one state (runs on axis 0)::
 
-    ckpt = CheckpointManager(d, every=500, metadata={"seeds": seeds})
-    state, history = ckpt.resume(init_states(recipe, seeds, hparams, data.x_train[:1]))
-    res = run_batch(recipe, data, state, history=history, num_steps=6000, batch_size=100,
-                    eval_every=500, callbacks=[ckpt.callback(6000)])
-    ckpt.close()
+    res = run_seeds(recipe, data, 8, hparams=hparams, num_steps=6000, batch_size=100, eval_every=500,
+                    checkpoint=CheckpointManager(d, every=500, metadata={"seeds": list(range(8))}))
+
+A whole study: ``run_study(..., checkpoint=StudyCheckpoints(run_dir, every=500))`` — one
+directory per unit of work plus the search plan (``checkpoints/study.json``); a killed study
+resumes where it stopped.
 
 The command line: ``dlcore run EXP --checkpoint-every 500 --keep 3``, ``dlcore run EXP --resume
 RUN_DIR [--fallback]``, ``--debug-nans``. Parameters for inference: ``load_params(run_dir, run=i)``.
@@ -29,8 +31,8 @@ What is bit-exact: resuming on the same device layout gives the same bytes as ne
 """
 
 from dlcore.checkpoint._errors import fingerprint, leaf_specs, structure_mismatch, verify_files
-from dlcore.checkpoint._guard import divergence_report, find_nan_op, nan_debugger
 from dlcore.checkpoint._manager import CHECKPOINT_SUBDIR, CheckpointManager, Restored
+from dlcore.checkpoint._study import PLAN_FILE, StudyCheckpoints, read_plan, unit_dirs
 from dlcore.checkpoint._restore import (
     abstract_state,
     checkpoint_dir,

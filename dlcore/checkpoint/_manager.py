@@ -36,6 +36,7 @@ import numpy as np
 
 from dlcore.checkpoint import _errors as E
 from dlcore.errors import CheckpointError
+from dlcore.host import host_step as _host_step, to_host as _to_host
 
 ITEMS = ("state", "history", "meta")
 CHECKPOINT_SUBDIR = "checkpoints"  # a run directory's checkpoints live here
@@ -68,10 +69,7 @@ class Restored(NamedTuple):
 
 def host_step(state) -> int:
     """The (common) step of a state or a stacked batch of states, as an int."""
-    steps = np.unique(np.asarray(_to_host(state.step)))
-    if steps.size != 1:
-        raise CheckpointError(f"the runs of a batch are at different steps {steps.tolist()}; cannot checkpoint them together")
-    return int(steps[0])
+    return _host_step(state, CheckpointError)
 
 
 def _fault() -> tuple[str, str]:
@@ -96,20 +94,6 @@ def _temporary_path_class():
             return await super().finalize(*args, **kwargs)
 
     return _FaultBeforeCommit
-
-
-def _to_host(tree):
-    """Numpy copies; arrays spread over several processes are all-gathered (all processes call this)."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    from jax.experimental import multihost_utils
-
-    def one(x):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return np.asarray(jax.device_get(x))
-
-    return jax.tree.map(one, tree)
 
 
 def _orbax_manager(directory: str, keep: int, best_mode: str | None):
@@ -150,17 +134,16 @@ class CheckpointManager:
       metadata: JSON-able facts stored with every checkpoint (seeds, config, experiment);
         :meth:`resume` checks that ``seeds`` agree.
       async_save: write in a background thread (training continues meanwhile).
+      fallback: :meth:`resume` skips damaged newest steps (see there).
 
-    Used as a callback of :func:`dlcore.train.run_loop` / ``fit`` / ``run_batch``::
+    A :class:`dlcore.train.Checkpointer`: pass it as ``checkpoint=`` to ``fit``/``run_seeds``/
+    ``run_batch`` and the loop resumes from it, saves when due and closes it::
 
-        >>> ckpt = CheckpointManager("/tmp/ck", every=500)                        # doctest: +SKIP
-        >>> state, history = ckpt.resume(init_state(recipe, 0, hp, x[:1]))        # doctest: +SKIP
         >>> res = fit(recipe, data, 0, hparams=hp, num_steps=6000, batch_size=100, eval_every=500,
-        ...           state=state, history=history, callbacks=[ckpt.callback(6000)])  # doctest: +SKIP
-        >>> ckpt.close()                                                            # doctest: +SKIP
+        ...           checkpoint=CheckpointManager("/tmp/ck", every=500))      # doctest: +SKIP
 
-    (``fit(..., checkpoint_dir=...)`` does exactly this.) A run whose every seed has diverged is
-    not saved again after the first checkpoint that records it, so the last finite states stay.
+    A run whose every seed has diverged is not saved again after the first checkpoint that records
+    it, so the last finite states stay.
     """
 
     def __init__(
@@ -173,6 +156,7 @@ class CheckpointManager:
         best_mode: str = "max",
         metadata: Mapping[str, Any] | None = None,
         async_save: bool = True,
+        fallback: bool = False,
     ):
         if isinstance(every, bool) or int(every) != every or every < 0:
             raise CheckpointError(f"checkpoint every={every!r} must be an integer >= 0 (0: only at the end)")
@@ -184,7 +168,7 @@ class CheckpointManager:
         self.every, self.keep = int(every), int(keep)
         self.best_metric, self.best_mode = best_metric, best_mode
         self.metadata = E.as_jsonable(dict(metadata or {}))
-        self.async_save = async_save
+        self.async_save, self.fallback = async_save, fallback
         # With several processes (multi-host), process 0 writes; every process restores.
         self._writer = jax.process_index() == 0
         self._mngr = None
@@ -398,7 +382,7 @@ class CheckpointManager:
         self.wait()
         return restore(self.directory, target, **kwargs)
 
-    def resume(self, target, history: Mapping | None = None, *, fallback: bool = False, sharding=None,
+    def resume(self, target, history: Mapping | None = None, *, fallback: bool | None = None, sharding=None,
                check: tuple[str, ...] = ("seeds",)):
         """``(state, history)`` from the newest valid checkpoint, or ``(target, history)`` if none.
 
@@ -412,6 +396,7 @@ class CheckpointManager:
         """
         if not self.steps():
             return target, (dict(history) if history is not None else None)
+        fallback = self.fallback if fallback is None else fallback
         r = self.restore(target, fallback=fallback, sharding=sharding)
         for step, msg in r.skipped:
             src = os.path.join(self.directory, str(step))

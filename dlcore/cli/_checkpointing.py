@@ -46,37 +46,63 @@ def _diff(a, b, prefix=""):
     return [] if a == b else [(prefix[:-1], a, b)]
 
 
+def check_flags(args) -> None:
+    """``--checkpoint-every``/``--keep``/``--fallback`` values, before any run directory exists."""
+    if args.checkpoint_every < 0 or args.keep < 1:
+        raise ConfigError(f"--checkpoint-every must be >= 0 and --keep >= 1, got {args.checkpoint_every} and {args.keep}")
+    if args.fallback and not args.resume:
+        raise ConfigError("--fallback only applies with --resume RUN_DIR; drop it or add --resume")
+
+
+def run_metadata(name: str, config, seeds) -> dict:
+    """What every checkpoint of a run records (and ``--resume`` checks)."""
+    return {"experiment": name, "config": _plain(config.to_dict()), "seeds": [int(s) for s in seeds]}
+
+
+def _newest_meta(run_dir: str, fallback: bool) -> tuple[dict, int]:
+    """The metadata and step of the newest readable checkpoint of any unit of ``run_dir``."""
+    from dlcore.checkpoint import checkpoint_steps, unit_dirs
+    from dlcore.checkpoint._errors import read_meta
+    from dlcore.errors import CheckpointError
+
+    found, errors, newest = None, [], -1
+    for d in unit_dirs(run_dir):
+        for s in checkpoint_steps(d)[::-1]:
+            try:
+                meta = read_meta(os.path.join(d, str(s)))
+            except CheckpointError as e:
+                if not fallback:
+                    raise CheckpointError(f"{e}; pass --fallback to resume from the previous valid checkpoint") from None
+                errors.append(str(e))
+                continue
+            if found is None:
+                found = meta
+            newest = max(newest, int(meta["step"]))
+            break
+    if found is None:
+        raise CheckpointError(f"no usable checkpoint in {run_dir}: {'; '.join(errors)}")
+    return found, newest
+
+
 def check_resume(args, name: str, config, seeds: list) -> Resume:
     """Validate ``--resume RUN_DIR`` against this command, before any training.
 
     The run directory must hold checkpoints of the same experiment, config (``num_steps`` may
     grow) and seeds, and be writable.
     """
-    from dlcore.checkpoint import checkpoint_steps
-    from dlcore.checkpoint._errors import read_meta
     from dlcore.checkpoint._restore import checkpoint_dir
     from dlcore.cli._outputs import check_writable
-    from dlcore.errors import CheckpointError
+
+    from dlcore.checkpoint import checkpoint_steps, read_plan, unit_dirs
 
     run_dir = os.path.abspath(args.resume)
     if not os.path.isdir(run_dir):
         raise ConfigError(f"--resume {args.resume}: no such run directory")
-    steps = checkpoint_steps(run_dir)
-    if not steps:
+    if not any(checkpoint_steps(d) for d in unit_dirs(run_dir)):
         raise ConfigError(f"--resume {args.resume}: no checkpoint in {checkpoint_dir(run_dir)}; "
                           "it was run without checkpoints or killed before the first one — start it again")
-    meta, errors = None, []
-    for s in steps[::-1]:
-        try:
-            meta = read_meta(os.path.join(checkpoint_dir(run_dir), str(s)))
-            break
-        except CheckpointError as e:
-            if not args.fallback:
-                raise CheckpointError(f"{e}; pass --fallback to resume from the previous valid checkpoint") from None
-            errors.append(str(e))
-    if meta is None:
-        raise CheckpointError(f"no usable checkpoint in {run_dir}: {'; '.join(errors)}")
-    rec = meta.get("metadata", {})
+    meta, newest = _newest_meta(run_dir, args.fallback)
+    rec = read_plan(run_dir) or meta.get("metadata", {})
     if rec.get("experiment") not in (None, name):
         raise ConfigError(f"--resume {args.resume} is a run of {rec['experiment']!r}, not {name!r}; "
                           f"run: dlcore run {rec['experiment']} --resume {args.resume}")
@@ -89,71 +115,38 @@ def check_resume(args, name: str, config, seeds: list) -> Resume:
     rec_seeds = [int(s) for s in rec.get("seeds", seeds)]
     if args.seeds is not None and [int(s) for s in seeds] != rec_seeds:
         raise ConfigError(f"--resume {args.resume} trains seeds {rec_seeds}, not {list(seeds)}; drop --seeds")
-    if meta["step"] > config.num_steps:
-        raise ConfigError(f"--resume {args.resume} is at step {meta['step']}, past --config.num_steps={config.num_steps}")
+    if newest > config.num_steps:
+        raise ConfigError(f"--resume {args.resume} is at step {newest}, past --config.num_steps={config.num_steps}")
     check_writable(run_dir, "make it writable")
-    return Resume(run_dir, rec_seeds, int(meta["step"]))
+    return Resume(run_dir, rec_seeds, newest)
 
 
-def run_with_checkpoints(recipe, data, seeds, config, run_dir, args, *, name: str, progress, resume: Resume | None):
-    """Train the sweep with a checkpoint every ``--checkpoint-every`` steps and at the end.
-
-    With ``resume``, start from the newest valid checkpoint of ``run_dir`` (restored straight onto
-    this machine's seed mesh, whatever device count wrote it). Returns ``(result, resumed_step)``.
-    """
-    import jax
-    from jax.sharding import NamedSharding, PartitionSpec as P
-
-    from dlcore.checkpoint import CHECKPOINT_SUBDIR, CheckpointManager
-    from dlcore.sweep import init_states, run_batch, seed_mesh
-
-    hparams = dict(config.hparams)
-    if args.checkpoint_every < 0 or args.keep < 1:
-        raise ConfigError(f"--checkpoint-every must be >= 0 and --keep >= 1, got {args.checkpoint_every} and {args.keep}")
-    ckpt = CheckpointManager(
-        os.path.join(run_dir, CHECKPOINT_SUBDIR), every=args.checkpoint_every, keep=args.keep,
-        metadata={"experiment": name, "config": _plain(config.to_dict()), "seeds": [int(s) for s in seeds]},
-    )
-    try:
-        history, resumed = None, None
-        if resume is not None:
-            mesh = seed_mesh(len(seeds))
-            target = jax.eval_shape(lambda: init_states(recipe, seeds, hparams, data.x_train[:1]))
-            state, history = ckpt.resume(
-                target, fallback=args.fallback, sharding=NamedSharding(mesh, P("seed")) if mesh is not None else None
-            )
-            resumed = ckpt.last_step
-        else:
-            state = init_states(recipe, seeds, hparams, data.x_train[:1])
-        result = run_batch(
-            recipe, data, state, num_steps=config.num_steps, batch_size=config.batch_size,
-            eval_every=config.eval_every, history=history, progress=progress,
-            callbacks=[ckpt.callback(config.num_steps)],
-        )
-        ckpt.finish(result.state, result.history)
-    finally:
-        ckpt.close()
-    return result, resumed
-
-
-def divergence_columns(result, history) -> list[dict]:
+def divergence_columns(state, history) -> list[dict]:
     """Per seed ``{"diverged_on": "loss" | "gradient" | ...}`` (empty string if it did not diverge)."""
-    from dlcore.checkpoint import divergence_report
+    from dlcore.diagnostics import divergence_report
 
-    return [{"diverged_on": r["quantity"] if r else ""} for r in divergence_report(result.state, history)]
+    return [{"diverged_on": r["quantity"] if r else ""} for r in divergence_report(state, history)]
 
 
-def divergence_lines(seeds, result, recipe, data, config, debug_nans: bool) -> list[str]:
-    """One line per diverged seed: step and quantity; with ``debug_nans`` also the op (replayed)."""
-    from dlcore.checkpoint import divergence_report, find_nan_op
+def divergence_lines(result, build, data, debug_nans: bool) -> list[str]:
+    """One line per diverged run of a study result: point, seed, step and quantity; with
+    ``debug_nans`` also the op that made the first NaN/Inf (its step replayed op by op)."""
+    from dlcore.diagnostics import divergence_report, find_nan_op
 
     lines = []
-    for i, (s, rep) in enumerate(zip(seeds, divergence_report(result.state, result.history))):
-        if rep is None:
+    for i, (point, state, hist) in enumerate(zip(result.points, result.states, result.histories)):
+        if state is None:
             continue
-        if debug_nans:
-            lines.append(f"seed {s} diverged: {find_nan_op(recipe, data, result.state, batch_size=config.batch_size, run=i)}")
-        else:
-            lines.append(f"seed {s} diverged at step {rep['step']}: non-finite {rep['quantity']} "
-                         "(its last finite parameters are kept; --debug-nans names the op)")
+        where = "" if not point else f"point {i} ({', '.join(f'{k}={v}' for k, v in point.items())}) "
+        for j, rep in enumerate(divergence_report(state, hist)):
+            if rep is None:
+                continue
+            s = result.seeds[j]
+            if debug_nans:
+                setup = build({a.path: point[a.name] for a in result.space.structural()})
+                op = find_nan_op(setup.recipe, data, state, batch_size=setup.options.batch_size, run=j)
+                lines.append(f"{where}seed {s} diverged: {op}")
+            else:
+                lines.append(f"{where}seed {s} diverged at step {rep['step']}: non-finite {rep['quantity']} "
+                             "(its last finite parameters are kept; --debug-nans names the op)")
     return lines

@@ -1,4 +1,12 @@
-"""``dlcore run``: train an experiment for many seeds as one program and write a run directory."""
+"""``dlcore run``: every experiment — a plain run or a study — through one engine.
+
+A plain run is a study with no axes: ``dlcore run X`` builds one study description (the search
+space, possibly empty; the seeds; a ``build(structure) -> Setup`` from the config) and trains it
+with :func:`dlcore.sweep.run_study`, whose every unit of work goes through the same compiled loop,
+checkpoints (``--checkpoint-every``, ``--keep``), resume (``--resume``, ``--fallback``), NaN guard
+and ``--debug-nans`` report, progress bar and TensorBoard events. Outputs: a plain run writes one
+row per seed; a study one row per point × seed, with its statistics report.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ import time
 
 import numpy as np
 
-from dlcore.cli._build import build_dataset, build_recipe, validate_run_config
+from dlcore.cli._build import build_dataset, validate_run_config
 from dlcore.cli._config import apply_overrides, load_experiment
 from dlcore.cli._outputs import make_run_dir, results_rows, summary_table, write_csv, write_history
 
@@ -42,17 +50,15 @@ def prepare(args, overrides):
 
 
 def write_outputs(run_dir, name, config, seeds, result, wall_s, *, tensorboard=True, extra=None):
-    """Write results.csv, history.npz, TensorBoard events, curves.png and manifest.json."""
-    import jax
-
+    """A plain run's outputs: results.csv, history.npz, TensorBoard events, curves.png, manifest.json."""
     from dlcore import manifest, plots, tracking
-
     from dlcore.cli._checkpointing import divergence_columns
+    from dlcore.host import to_host
 
     hashes = manifest.run_hashes(result.state.params, len(seeds))
-    history = jax.device_get(result.history)
+    history = to_host(result.history)
     rows = results_rows(seeds, result.final, result.state, hashes, history)
-    for row, cols in zip(rows, divergence_columns(result, history)):
+    for row, cols in zip(rows, divergence_columns(result.state, history)):
         row.update(cols)  # diverged seeds: which quantity went non-finite (status/stop_step say when)
     write_csv(os.path.join(run_dir, "results.csv"), rows)
     write_history(os.path.join(run_dir, "history.npz"), history, seeds)
@@ -75,50 +81,85 @@ def cmd_run(args, overrides) -> int:
         initialize(args.coordinator, args.num_processes, args.process_id, timeout_s=args.coordinator_timeout)
     import jax
 
-    from dlcore.parallel import broadcast_string, is_main_process, to_host
+    from dlcore.checkpoint import StudyCheckpoints
     from dlcore.cli import _checkpointing
-    from dlcore.train import RUNNING
+    from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
+    from dlcore.parallel import broadcast_string, is_main_process
+    from dlcore.sweep import first_stage_points, run_study
 
     name, config, seeds = prepare(args, overrides)
-    if "sweep" in config:  # a study: points × seeds (dlcore/cli/_study.py)
-        from dlcore.cli._study import cmd_study
-
-        return cmd_study(args, name, config)
-    resume = _checkpointing.check_resume(args, name, config, seeds) if args.resume else None
-    seeds = resume.seeds if resume else seeds
+    is_study = "sweep" in config
+    spec = parse_sweep(config, args.seeds) if is_study else plain_spec(seeds)
+    _checkpointing.check_flags(args)
+    resume = _checkpointing.check_resume(args, name, config, spec["seeds"]) if args.resume else None
+    if resume is not None:
+        spec["seeds"] = resume.seeds
     data = build_dataset(config.dataset)
-    recipe = build_recipe(config, data.num_classes)
+    build = make_build(config, data.num_classes)
+    validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
+    first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
+                       num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"])  # budget
     # After every input is validated, before any training.
     run_dir = resume.run_dir if resume else (make_run_dir(args.out, name) if is_main_process() else None)
     run_dir = broadcast_string(run_dir)  # one directory for all processes (only process 0 writes files)
+    plan = StudyCheckpoints(run_dir, every=args.checkpoint_every, keep=args.keep, fallback=args.fallback,
+                            metadata=_checkpointing.run_metadata(name, config, spec["seeds"]))
+    label = f"{name} × {len(spec['seeds'])} seeds" if not is_study else name
     t0 = time.perf_counter()
-    result, resumed = _checkpointing.run_with_checkpoints(
-        recipe, data, seeds, config, run_dir, args, name=name, resume=resume,
-        progress=False if args.no_progress else f"{name} × {len(seeds)} seeds",
+    result = run_study(
+        spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
+        num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
+        max_parallel=spec["max_parallel"], progress=False if args.no_progress else label, checkpoint=plan,
+        keep_opt_state=args.debug_nans,
     )
-    jax.block_until_ready(result.state.params)
     wall = time.perf_counter() - t0
-    if jax.process_count() > 1:
-        result = result._replace(state=to_host(result.state))  # every process joins the gather
-        if not is_main_process():
-            return 0
-    write_outputs(run_dir, name, config, seeds, result, wall, tensorboard=not args.no_tensorboard,
-                  extra={"resumed_from_step": resumed} if resumed is not None else None)
+    if not is_main_process():
+        return 0
+    resumed = None if resume is None else resume.step
+    if is_study:
+        from dlcore.cli._study import write_study_outputs
 
-    ok = np.asarray(result.state.status) == RUNNING
-    devs = jax.devices()
-    print(f"{name} · {len(seeds)} seed{'s' * (len(seeds) != 1)} · {config.num_steps} steps · "
-          f"{jax.default_backend()} × {len(devs)} device{'s' * (len(devs) != 1)}")
-    print(summary_table(result.final, ok_mask=ok if ok.any() else None))
-    t = result.timing
-    print(f"wall {wall:.1f} s (compile {t['compile_s']:.1f} s) · {t['steps_per_s']:,.0f} steps/s · "
-          f"{t['steps_per_s'] * len(seeds):,.0f} seed-steps/s")
-    if not ok.all():
-        bad = [f"{s} (step {int(st)})" for s, st, o in zip(seeds, np.asarray(result.state.stop_step), ok) if not o]
-        print(f"diverged/stopped and left out of the table: {', '.join(bad)}")
-        for line in _checkpointing.divergence_lines(seeds, result, recipe, data, config, args.debug_nans):
-            print(line)
+        write_study_outputs(run_dir, name, config, spec, result, tensorboard=not args.no_tensorboard,
+                            resumed_from_step=resumed)
+        print(describe_study(run_dir, result))
+        lines = _checkpointing.divergence_lines(result, build, data, args.debug_nans)
+    else:
+        res = plain_result(result)
+        write_outputs(run_dir, name, config, result.seeds, res, wall, tensorboard=not args.no_tensorboard,
+                      extra={"resumed_from_step": resumed} if resumed is not None else None)
+        _print_plain(name, config, result.seeds, res, wall)
+        lines = _checkpointing.divergence_lines(result, build, data, args.debug_nans)
+    for line in lines:
+        print(line)
     if resumed is not None:
         print(f"resumed from the checkpoint at step {resumed}")
     print(f"outputs: {run_dir}")
     return 0
+
+
+def plain_result(result):
+    """A study without axes as a :class:`dlcore.train.FitResult` of its seeds (host arrays)."""
+    from dlcore.train import FitResult
+
+    final = {k: np.asarray(v[0]) for k, v in result.metrics.items()}
+    t = result.timing
+    timing = dict(compile_s=t["compile_s"], run_s=t["run_s"], steps_per_s=t["steps_per_s"])
+    return FitResult(result.states[0], result.histories[0], final, timing)
+
+
+def _print_plain(name, config, seeds, res, wall) -> None:
+    import jax
+
+    from dlcore.status import RUNNING
+
+    ok = np.asarray(res.state.status) == RUNNING
+    devs = jax.devices()
+    print(f"{name} · {len(seeds)} seed{'s' * (len(seeds) != 1)} · {config.num_steps} steps · "
+          f"{jax.default_backend()} × {len(devs)} device{'s' * (len(devs) != 1)}")
+    print(summary_table(res.final, ok_mask=ok if ok.any() else None))
+    t = res.timing
+    print(f"wall {wall:.1f} s (compile {t['compile_s']:.1f} s) · {t['steps_per_s']:,.0f} steps/s · "
+          f"{t['steps_per_s'] * len(seeds):,.0f} seed-steps/s")
+    if not ok.all():
+        bad = [f"{s} (step {int(st)})" for s, st, o in zip(seeds, np.asarray(res.state.stop_step), ok) if not o]
+        print(f"diverged/stopped and left out of the table: {', '.join(bad)}")

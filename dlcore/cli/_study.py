@@ -22,6 +22,7 @@ The sweep section (all keys optional except ``axes``)::
 
 from __future__ import annotations
 
+import json
 import os
 
 import ml_collections
@@ -119,24 +120,56 @@ def _set_path(cfg, path: str, value, field: str) -> None:
         raise ConfigError(f"{field}: cannot set config.{path} to {value!r} ({e})") from None
 
 
+def run_options(cfg):
+    """The run section of a config as :class:`dlcore.train.RunOptions` (steps, batch, evaluation,
+    and ``early_stopping=dict(patience=…, metric=…, mode=…)`` when the config has one)."""
+    from dlcore.train import EarlyStopping, RunOptions
+
+    es = cfg.get("early_stopping", None)
+    hooks = ()
+    if es:
+        es = _plain(es)
+        if not isinstance(es, dict):
+            raise ConfigError(f"early_stopping must be a section like dict(patience=5, metric='loss'), got {es!r}")
+        try:
+            hooks = (EarlyStopping(**es),)
+        except TypeError as e:
+            raise ConfigError(f"early_stopping: {e}; valid keys: patience, metric, mode, min_delta, restore_best") \
+                from None
+    return RunOptions(num_steps=int(cfg.num_steps), batch_size=int(cfg.batch_size), eval_every=int(cfg.eval_every),
+                      hooks=hooks)
+
+
 def make_build(config: ml_collections.ConfigDict, num_classes: int):
     """The study's ``build(structure) -> Setup``: the config with the structural values set."""
     from dlcore.cli._build import build_recipe, validate_run_config
     from dlcore.sweep import Setup
 
     base = config.copy_and_resolve_references()
-    del base["sweep"]
+    if "sweep" in base:
+        del base["sweep"]
+    cache: dict = {}
 
     def build(structure):
-        cfg = base.copy_and_resolve_references()
-        for path, value in structure.items():
-            _set_path(cfg, path, value, f"sweep.axes ({path})")
-        validate_run_config(cfg)
-        recipe = build_recipe(cfg, num_classes)
-        return Setup(recipe, int(cfg.num_steps), int(cfg.batch_size), int(cfg.eval_every),
-                     {k: float(v) for k, v in cfg.hparams.items()})
+        key = repr(sorted(structure.items()))
+        if key not in cache:  # one recipe per structure: the same object for every stage
+            cfg = base.copy_and_resolve_references()
+            for path, value in structure.items():
+                _set_path(cfg, path, value, f"sweep.axes ({path})")
+            validate_run_config(cfg)
+            cache[key] = Setup(build_recipe(cfg, num_classes), run_options(cfg),
+                               {k: float(v) for k, v in cfg.hparams.items()})
+        return cache[key]
 
     return build
+
+
+def plain_spec(seeds) -> dict:
+    """The study description of a plain run: no axes, one point, every seed."""
+    from dlcore.sweep import Budget, Selection, Space
+
+    return dict(space=Space(()), seeds=list(seeds), strategy="grid", study_seed=0, num_points=0, refine={},
+                budget=Budget(), selection=Selection(), max_parallel=0, confidence=0.95, bootstrap_resamples=2000)
 
 
 def validate_axes(config, spec: dict, build) -> None:
@@ -147,7 +180,8 @@ def validate_axes(config, spec: dict, build) -> None:
     from dlcore.optim import check_hparams
 
     base = config.copy_and_resolve_references()
-    del base["sweep"]
+    if "sweep" in base:
+        del base["sweep"]
     space = spec["space"]
     for a in space.vectorized():
         try:
@@ -185,45 +219,43 @@ def _meta(spec: dict, result) -> dict:
     )
 
 
-def cmd_study(args, name: str, config: ml_collections.ConfigDict) -> int:
-    """Run the study described by ``config.sweep`` and write its run directory."""
-    import jax
-
-    from dlcore import manifest
-    from dlcore.cli._build import build_dataset
-    from dlcore.cli._outputs import make_run_dir, write_csv, write_history
+def write_study_outputs(run_dir: str, name: str, config, spec: dict, result, *, tensorboard: bool = True,
+                        resumed_from_step=None) -> None:
+    """A study's outputs: results.csv (point × seed), history.npz, TensorBoard events per point,
+    manifest.json, and the report (summary.txt and plots)."""
+    from dlcore import manifest, tracking
+    from dlcore.cli._outputs import write_csv, write_history
     from dlcore.cli._report import report_run
-    from dlcore.sweep import first_stage_points, run_study, study_history, study_rows
+    from dlcore.sweep import study_history, study_rows
 
-    spec = parse_sweep(config, getattr(args, "seeds", None))
-    data = build_dataset(config.dataset)  # one dataset for every point
-    build = make_build(config, data.num_classes)
-    validate_axes(config, spec, build)
-    first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
-                       num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"])  # budget
-    run_dir = make_run_dir(args.out, name)
-    progress = False if getattr(args, "no_progress", False) else name
-    result = run_study(
-        spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
-        num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
-        max_parallel=spec["max_parallel"], progress=progress,
-    )
     write_csv(os.path.join(run_dir, "results.csv"), study_rows(result))
     hist = study_history(result)
     write_history(os.path.join(run_dir, "history.npz"), {k: v for k, v in hist.items() if k != "seeds"},
                   result.seeds)
+    if tensorboard:
+        for i, h in enumerate(result.histories):
+            tracking.write_scalars(os.path.join(run_dir, "tb", f"point{i}"), h, result.seeds,
+                                   tags={"experiment": name, "point": json.dumps(result.points[i], default=str)})
     hashes = {f"point{i}/seed{s}": h for i, hs in enumerate(result.hashes) for s, h in zip(result.seeds, hs)}
-    man = manifest.build_manifest(
-        experiment=name, config=config.to_dict(), seeds=result.seeds, params_hashes=[],
-        extra={"study": _meta(spec, result), "params_sha256": hashes, "timing": result.timing},
-    )
+    extra = {"study": _meta(spec, result), "params_sha256": hashes, "timing": result.timing}
+    if resumed_from_step is not None:
+        extra["resumed_from_step"] = resumed_from_step
+    man = manifest.build_manifest(experiment=name, config=config.to_dict(), seeds=result.seeds, params_hashes=[],
+                                  extra=extra)
     manifest.write_json_atomic(os.path.join(run_dir, "manifest.json"), man)
-    print(report_run(run_dir))  # the same text and plots as `dlcore report RUN_DIR`
+    report_run(run_dir)  # summary.txt and plots, the same as `dlcore report RUN_DIR`
+
+
+def describe_study(run_dir: str, result) -> str:
+    """The report text and a line on what ran where."""
+    import jax
+
+    from dlcore.cli._report import report_run
+
     t = result.timing
     devs = jax.devices()
     n_runs = len(result.points) * len(result.seeds)
-    print(f"\n{len(result.points)} points × {len(result.seeds)} seeds = {n_runs} runs in {t['programs']} compiled "
-          f"program{'s' * (t['programs'] != 1)} · {jax.default_backend()} × {len(devs)} device"
-          f"{'s' * (len(devs) != 1)} · wall {t['wall_s']:.1f} s (compile {t['compile_s']:.1f} s)")
-    print(f"outputs: {run_dir}")
-    return 0
+    return report_run(run_dir, plots=False) + (
+        f"\n\n{len(result.points)} points × {len(result.seeds)} seeds = {n_runs} runs in {t['programs']} compiled "
+        f"program{'s' * (t['programs'] != 1)} · {jax.default_backend()} × {len(devs)} device"
+        f"{'s' * (len(devs) != 1)} · wall {t['wall_s']:.1f} s (compile {t['compile_s']:.1f} s)")

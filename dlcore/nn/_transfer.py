@@ -14,6 +14,7 @@ import jax
 import optax
 
 from dlcore.errors import ConfigError, ShapeError
+from dlcore.optim import WrappedOptimizer
 
 Group = str | Callable[[str, jax.Array], bool] | Sequence[Any]
 """A parameter group: ``"all"``, ``"kernels"``, ``"biases"``, a regular expression searched in the
@@ -156,15 +157,12 @@ def fine_tune_fn(opt_fn: Callable, head: Group = "^head(/|$)", *, body: str = "t
         raise ConfigError(f"body must be 'freeze' or 'train', got {body!r}")
     not_head = lambda p, x: not _matcher(head)(p, x)  # noqa: E731
 
-    def make(hparams):
-        tx = opt_fn(hparams)
+    def wrap(tx, hparams):
         if body == "freeze":
             return freeze(tx, not_head)
         return scale_lr(tx, not_head, hparams.get("body_lr_scale", body_lr_scale))
 
-    if hasattr(opt_fn, "on_eval"):  # keep reduce-on-plateau schedules working
-        make.on_eval = opt_fn.on_eval
-    return make
+    return WrappedOptimizer(opt_fn, wrap)  # keeps the base's schedule (reduce-on-plateau too)
 
 
 def transfer_params(pretrained, fresh, skip: Group = "^head(/|$)"):

@@ -40,6 +40,7 @@ kernels only (parameters with ndim ≥ 2) by default (``decay_mask="all"`` decay
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax
@@ -51,6 +52,60 @@ from dlcore.errors import ConfigError, unknown_name
 from dlcore.optim._schedules import PlateauSchedule, Schedule, get_schedule
 
 OptimizerFn = Callable[[Mapping[str, jax.Array]], optax.GradientTransformation]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Optimizer:
+    """A named optimizer (:func:`optimizer_fn`): ``opt(hparams) -> optax.GradientTransformation``.
+
+    Attributes:
+      name: a key of :data:`OPTIMIZERS`.
+      schedule: the learning-rate multiplier (a :class:`PlateauSchedule` makes the training loop
+        add its reduce-on-plateau hook), or ``None``.
+      static: compiled-in options (see :func:`optimizer_fn`).
+    """
+
+    name: str
+    schedule: Any = None
+    static: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __call__(self, hparams: Mapping[str, jax.Array]) -> optax.GradientTransformation:
+        if "learning_rate" not in hparams:
+            raise ConfigError("hyperparameter 'learning_rate' is required by every optimizer; add it to hparams")
+        check_hparams(hparams)
+        return _build(self.name, dict(hparams), dict(self.static), self.schedule)
+
+    @property
+    def __name__(self) -> str:  # noqa: A003  (reads like the function it replaces in messages)
+        return f"optimizer_fn_{self.name}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class WrappedOptimizer:
+    """An optimizer function built around another (e.g. :func:`dlcore.nn.fine_tune_fn`):
+    ``wrap(base(hparams), hparams)``; it keeps the base's schedule (and so its plateau hook)."""
+
+    base: Callable
+    wrap: Callable
+
+    def __call__(self, hparams: Mapping[str, jax.Array]) -> optax.GradientTransformation:
+        return self.wrap(self.base(hparams), hparams)
+
+    @property
+    def schedule(self):
+        return optimizer_schedule(self.base)
+
+
+def optimizer_schedule(opt_fn) -> Any:
+    """The learning-rate schedule of an :class:`Optimizer` (or a wrapped one); ``None`` for any
+    other optimizer function. The training loop reads it to add the reduce-on-plateau hook.
+
+    >>> optimizer_schedule(optimizer_fn("sgd", schedule=PlateauSchedule())).patience
+    10
+    """
+    if isinstance(opt_fn, (Optimizer, WrappedOptimizer)):
+        return opt_fn.schedule
+    return None
 
 
 def _scale_by_adam_uncorrected(b1, b2, eps, eps_root) -> optax.GradientTransformation:
@@ -204,29 +259,26 @@ def _plateau_step(st, value, sch: PlateauSchedule):
     )
 
 
-def _plateau_on_eval(schedule: PlateauSchedule):
+def plateau_update(schedule: PlateauSchedule, opt_state, val_metrics: Mapping[str, jax.Array], running):
+    """``opt_state`` with its reduce-on-plateau state updated by one validation (where ``running``).
+
+    Used by the training loop's :class:`dlcore.train.ReduceOnPlateau` hook after each validation.
+    """
+    if schedule.metric not in val_metrics:
+        raise ConfigError(
+            f"reduce_on_plateau monitors {schedule.metric!r} but validation reports "
+            f"{sorted(val_metrics)}; set the schedule's metric to one of them"
+        )
     sign = 1.0 if schedule.mode == "min" else -1.0
+    value = sign * jnp.asarray(val_metrics[schedule.metric], jnp.float32)
 
-    def on_eval(state, val_metrics):
-        from dlcore.train import RUNNING
+    def upd(s):
+        if not _is_plateau_state(s):
+            return s
+        new = _plateau_step(s, value, schedule)
+        return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, s)
 
-        if schedule.metric not in val_metrics:
-            raise ConfigError(
-                f"reduce_on_plateau monitors {schedule.metric!r} but validation reports "
-                f"{sorted(val_metrics)}; set the schedule's metric to one of them"
-            )
-        value = sign * jnp.asarray(val_metrics[schedule.metric], jnp.float32)
-        running = state.status == RUNNING
-
-        def upd(s):
-            if not _is_plateau_state(s):
-                return s
-            new = _plateau_step(s, value, schedule)
-            return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, s)
-
-        return state.replace(opt_state=jax.tree.map(upd, state.opt_state, is_leaf=_is_plateau_state))
-
-    return on_eval
+    return jax.tree.map(upd, opt_state, is_leaf=_is_plateau_state)
 
 
 def _build(name: str, hp: dict, static: dict, schedule) -> optax.GradientTransformation:
@@ -265,8 +317,8 @@ def optimizer_fn(name: str, schedule: Schedule | Callable | str | None = None, *
       name: a key of :data:`OPTIMIZERS` (see the module table for the update equations).
       schedule: a learning-rate multiplier ``count -> float`` (a :class:`Schedule` from
         :func:`get_schedule`, any callable, or a schedule name needing no arguments).
-        With ``reduce_on_plateau`` the returned function has an ``on_eval(state, val_metrics)``
-        attribute that the training loop calls after each validation.
+        With a :class:`PlateauSchedule` the training loop updates the schedule's state after each
+        validation (its :class:`dlcore.train.ReduceOnPlateau` hook).
       **static: compiled-in options — ``bias_correction`` (adam/adamw, default True),
         ``eps_in_sqrt`` (rmsprop, default False = the lectures' √s + ε), ``clip_norm`` /
         ``clip_value`` (clip gradients by global norm / by value; an hparam of the same name
@@ -274,8 +326,9 @@ def optimizer_fn(name: str, schedule: Schedule | Callable | str | None = None, *
         ``decay_scaled_by_lr`` (default True: ``θ ← θ − α(u + λθ)``; False: ``θ ← θ − αu − λθ``),
         and defaults for the optimizer's hyperparameters (e.g. ``momentum=0.95``).
     Returns:
-      ``opt_fn(hparams)``: hyperparameters are read at step time (``learning_rate`` required;
-      ``weight_decay``, ``clip_norm``, ``clip_value`` for all; per optimizer as in the table).
+      an :class:`Optimizer`, called as ``opt_fn(hparams)``: hyperparameters are read at step time
+      (``learning_rate`` required; ``weight_decay``, ``clip_norm``, ``clip_value`` for all; per
+      optimizer as in the table).
 
     >>> import jax.numpy as jnp
     >>> tx = optimizer_fn("sgd")({"learning_rate": jnp.float32(0.1)})
@@ -297,13 +350,4 @@ def optimizer_fn(name: str, schedule: Schedule | Callable | str | None = None, *
     if isinstance(schedule, str):
         schedule = get_schedule(schedule)
 
-    def opt_fn(hparams: Mapping[str, jax.Array]) -> optax.GradientTransformation:
-        if "learning_rate" not in hparams:
-            raise ConfigError("hyperparameter 'learning_rate' is required by every optimizer; add it to hparams")
-        check_hparams(hparams)
-        return _build(name, dict(hparams), static, schedule)
-
-    opt_fn.__name__ = f"optimizer_fn_{name}"
-    if isinstance(schedule, PlateauSchedule):
-        opt_fn.on_eval = _plateau_on_eval(schedule)
-    return opt_fn
+    return Optimizer(name, schedule, dict(static))

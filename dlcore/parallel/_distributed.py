@@ -25,6 +25,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dlcore.errors import ConfigError, DlcoreError
+from dlcore.host import to_host  # noqa: F401  (re-exported by dlcore.parallel)
 
 logger = logging.getLogger(__name__)
 
@@ -278,23 +279,6 @@ def distribute_dataset(data, mesh, *, shard_train: bool = False):
         else:
             out[name] = put_global(value, rep)
     return data.replace(**out)
-
-
-def to_host(tree) -> Any:
-    """Numpy copies of a pytree of (possibly multi-host) arrays, the same on every process.
-
-    Arrays whose shards all live here (or that are fully replicated) are simply fetched; the others
-    are all-gathered across processes (every process must call this together).
-    """
-
-    def one(x):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-            from jax.experimental import multihost_utils
-
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return np.asarray(jax.device_get(x))
-
-    return jax.tree.map(one, tree)
 
 
 def main_process_only(fn: Callable) -> Callable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +21,17 @@ from dlcore.parallel import (
     state_sharding,
     sweep_mesh,
 )
-from dlcore.train import FitResult, Loop, Recipe, TrainState, init_state, run_loop
-from dlcore.train._fit import early_stopping_hooks
+from dlcore.train import (
+    FitResult,
+    Loop,
+    Recipe,
+    RunOptions,
+    TrainState,
+    broadcast_hparams,
+    init_state,
+    options_from,
+    run_loop,
+)
 
 
 def parse_seeds(spec: str | int | Sequence[int], allow_repeats: bool = False) -> list[int]:
@@ -54,19 +63,6 @@ def parse_seeds(spec: str | int | Sequence[int], allow_repeats: bool = False) ->
     return seeds
 
 
-def broadcast_hparams(hparams: Mapping, num_runs: int) -> dict[str, jax.Array]:
-    """Each hyperparameter as a ``float32[num_runs]`` array (scalars are repeated)."""
-    out = {}
-    for k, v in dict(hparams).items():
-        a = np.asarray(v, dtype=np.float32)
-        if a.ndim == 0:
-            a = np.full((num_runs,), a, np.float32)
-        if a.shape != (num_runs,):
-            raise ConfigError(f"hyperparameter {k!r} has shape {a.shape}; expected a scalar or ({num_runs},)")
-        out[k] = jnp.asarray(a)
-    return out
-
-
 def init_states(recipe: Recipe, seeds: Sequence[int], hparams: Mapping, x_example) -> TrainState:
     """Initial states of many runs, stacked on axis 0 (run ``i`` = ``seeds[i]``, ``hparams[.][i]``).
 
@@ -94,64 +90,62 @@ def seed_mesh(num_runs: int, devices: Sequence | None = None) -> Mesh | None:
     return Mesh(np.asarray(devices[:d]), ("seed",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def run_batch(
-    recipe: Recipe,
-    data: Dataset,
-    state: TrainState,
-    *,
-    num_steps: int,
-    batch_size: int,
-    eval_every: int | None = None,
-    eval_batch_size: int | None = None,
-    history: dict | None = None,
-    devices: Sequence | None = None,
-    evaluate_test: bool = True,
-    progress: bool | str = True,
-    callbacks=(),
-    stats_fn=None,
-    stats_every: int = 0,
-    early_stopping=None,
-    mesh: Mesh | None = None,
-    seed_devices: int | None = None,
-    data_devices: int | None = None,
-) -> FitResult:
-    """Run a batch of stacked states (axis 0) as one compiled program, split over devices.
-
-    ``early_stopping`` (a :class:`dlcore.optim.EarlyStopping`) acts per run: each keeps its own best
-    parameters and stop step; stopped runs stop updating; the loop ends when all have stopped.
+def batch_loop(recipe: Recipe, data: Dataset, num_runs: int, options: RunOptions) -> tuple[Loop, Any]:
+    """The compiled loop of ``num_runs`` stacked runs placed on devices, and the runs' state sharding
+    (``None`` on one device). :func:`run_batch` uses it; a study reuses one per structure and size.
 
     Placement: runs over the mesh's ``seed`` axis, each run's batch over its ``data`` axis
-    (gradients all-reduced). ``mesh`` (from :func:`dlcore.parallel.make_mesh`) fixes it; otherwise
-    :func:`dlcore.parallel.sweep_mesh` chooses from ``devices`` (default: all devices of all
-    processes), with ``seed_devices``/``data_devices`` as overrides.
+    (gradients all-reduced). ``options.mesh`` (from :func:`dlcore.parallel.make_mesh`) fixes it;
+    otherwise :func:`dlcore.parallel.sweep_mesh` chooses from ``options.devices`` (default: all
+    devices of all processes), with ``seed_devices``/``data_devices`` as overrides.
     """
-    num_runs = int(jax.tree.leaves(state.step)[0].shape[0])
+    mesh = options.mesh
     if mesh is None:
-        mesh = sweep_mesh(num_runs, batch_size, devices=devices, seed_devices=seed_devices,
-                          data_devices=data_devices)
+        mesh = sweep_mesh(num_runs, options.batch_size, devices=options.devices, seed_devices=options.seed_devices,
+                          data_devices=options.data_devices)
     pl = placement_of(mesh)
     if num_runs % pl.seed:
         raise ConfigError(f"{num_runs} runs cannot be split over a seed axis of {pl.seed} devices; use a mesh "
                           "whose seed size divides the number of runs")
-    check_batch_size(batch_size, mesh)
+    check_batch_size(options.batch_size, mesh)
     sharding = per_run_batch = block_every = None
     if pl.num_devices > 1 or jax.process_count() > 1:
         sharding = state_sharding(mesh, batched=True)
-        state = put_global(state, sharding)
         data = distribute_dataset(data, mesh)  # shared, not copied per seed
         if pl.data > 1:
             per_run_batch = batch_sharding(mesh)
             # CPU all-reduce rendezvous: keep <= 50 queued steps with a collective (measured abort at ~300).
             block_every = 50 if next(iter(mesh.devices.flat)).platform == "cpu" else None
-    loop = Loop(
-        recipe, data, batch_size=batch_size, chunk_size=eval_every or num_steps, batched=True,
-        eval_batch_size=eval_batch_size, state_sharding=sharding, stats_fn=stats_fn, stats_every=stats_every,
-        batch_sharding=per_run_batch, spmd_axis_name=SEED_AXIS if sharding is not None else None,
-        block_every=block_every, **early_stopping_hooks(early_stopping),
-    )
-    return run_loop(
-        loop, state, num_steps, history=history, evaluate_test=evaluate_test, progress=progress, callbacks=callbacks
-    )
+    loop = Loop(recipe, data, options, batched=True, state_sharding=sharding, batch_sharding=per_run_batch,
+                spmd_axis_name=SEED_AXIS if sharding is not None else None, block_every=block_every)
+    return loop, sharding
+
+
+def place_runs(state: TrainState, sharding) -> TrainState:
+    """Put a stacked state on the devices of ``sharding`` (the default device when ``None``)."""
+    return put_global(state, sharding) if sharding is not None else jax.device_put(state)
+
+
+def run_batch(
+    recipe: Recipe,
+    data: Dataset,
+    state: TrainState,
+    options: RunOptions | None = None,
+    *,
+    history: dict | None = None,
+    **kwargs,
+) -> FitResult:
+    """Run a batch of stacked states (axis 0) as one compiled program, split over devices.
+
+    ``options`` (:class:`dlcore.train.RunOptions`, or its fields as keywords) as for ``fit``; hooks
+    such as early stopping act per run (each keeps its own best parameters and stop step; the loop
+    ends when all have stopped); a ``checkpoint`` resumes the batch from its newest valid checkpoint
+    (restored onto this placement) and saves when due. Placement: :func:`batch_loop`.
+    """
+    options = options_from(options, kwargs, "run_batch")
+    num_runs = int(jax.tree.leaves(state.step)[0].shape[0])
+    loop, sharding = batch_loop(recipe, data, num_runs, options)
+    return run_loop(loop, place_runs(state, sharding), history=history)
 
 
 def run_seeds(
@@ -160,27 +154,17 @@ def run_seeds(
     seeds: Sequence[int] | int | str,
     *,
     hparams: Mapping,
-    num_steps: int,
-    batch_size: int,
-    eval_every: int | None = None,
-    eval_batch_size: int | None = None,
-    devices: Sequence | None = None,
-    evaluate_test: bool = True,
-    progress: bool | str = True,
-    callbacks=(),
-    stats_fn=None,
-    stats_every: int = 0,
-    early_stopping=None,
-    mesh: Mesh | None = None,
-    seed_devices: int | None = None,
-    data_devices: int | None = None,
+    options: RunOptions | None = None,
+    **kwargs,
 ) -> FitResult:
     """Train many seeds as one program (``vmap`` over seeds; dataset shared, not copied).
 
+    ``options`` (:class:`dlcore.train.RunOptions`, or its fields as keywords: ``num_steps``,
+    ``batch_size``, ``eval_every``, ``hooks``, ``checkpoint``, ``mesh``…) as for ``fit``.
     Seeds are split over the devices when their number allows, and each seed's batch over the
     devices left (GPU/TPU; on CPU only with ``data_devices``) — see
-    :func:`dlcore.parallel.plan_placement`; ``mesh``, ``seed_devices``, ``data_devices`` override.
-    ``hparams`` values may be scalars (shared) or ``[S]`` arrays (one per run).
+    :func:`dlcore.parallel.plan_placement`. ``hparams`` values may be scalars (shared) or ``[S]``
+    arrays (one per run).
 
     A seed's initial parameters, data order and dropout masks are bit-identical to the same seed
     run alone; its *trained* weights agree only to floating-point noise (batched kernels round
@@ -195,11 +179,7 @@ def run_seeds(
     >>> res.final["test/accuracy"].shape                                  # doctest: +SKIP
     (8,)
     """
+    options = options_from(options, kwargs, "run_seeds")
     seeds = parse_seeds(seeds, allow_repeats=True)  # a seed may repeat with other hyperparameters
     state = init_states(recipe, seeds, hparams, data.x_train[:1])
-    return run_batch(
-        recipe, data, state, num_steps=num_steps, batch_size=batch_size, eval_every=eval_every,
-        eval_batch_size=eval_batch_size, devices=devices, evaluate_test=evaluate_test,
-        progress=progress, callbacks=callbacks, stats_fn=stats_fn, stats_every=stats_every,
-        early_stopping=early_stopping, mesh=mesh, seed_devices=seed_devices, data_devices=data_devices,
-    )
+    return run_batch(recipe, data, state, options)

@@ -247,7 +247,8 @@ def axis_from_spec(name: str, spec: Mapping[str, Any], where: str = "sweep.axes"
 
 
 class Space:
-    """A search space: an ordered tuple of :class:`Axis`.
+    """A search space: an ordered tuple of :class:`Axis`. ``Space(())`` has one point, ``{}``: a
+    plain run is a study with no axes.
 
     >>> s = space_from_spec({"lr": {"values": (0.1, 0.01)}, "norm": {"path": "model.norm",
     ...                      "values": ("none", "batch")}})
@@ -255,10 +256,7 @@ class Space:
     [{'lr': 0.1, 'norm': 'none'}, {'lr': 0.1, 'norm': 'batch'}]
     """
 
-    def __init__(self, axes: Sequence[Axis]):
-        if not axes:
-            raise ConfigError("sweep.axes is empty; add at least one axis, e.g. "
-                              "axes=dict(learning_rate=dict(scale='log', low=1e-3, high=1e-1, steps='1-3'))")
+    def __init__(self, axes: Sequence[Axis] = ()):
         paths = [a.path for a in axes]
         dup = sorted({p for p in paths if paths.count(p) > 1})
         if dup:

@@ -29,14 +29,14 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dlcore.data import Dataset
 from dlcore.errors import ConfigError
+from dlcore.host import to_host
 from dlcore.sweep._search import Budget, SearchPlan, run_search, search_plan
-from dlcore.sweep._seeds import parse_seeds, seed_mesh
+from dlcore.sweep._seeds import batch_loop, parse_seeds, place_runs
 from dlcore.sweep._space import Space
-from dlcore.train import Loop, Recipe, evaluate, init_state, run_loop
+from dlcore.train import CheckpointPlan, Loop, Recipe, RunOptions, evaluate, init_state, run_loop
 
 
 class Setup(NamedTuple):
@@ -44,17 +44,14 @@ class Setup(NamedTuple):
 
     Attributes:
       recipe: the structure's :class:`dlcore.train.Recipe`.
-      num_steps, batch_size, eval_every: the run section.
+      options: its :class:`dlcore.train.RunOptions` (steps, batch, evaluation, hooks, statistics);
+        the study's own options supply progress, callbacks, placement and checkpoints.
       hparams: base numeric hyperparameters (axes override theirs per run).
-      eval_batch_size: optional evaluation batch size.
     """
 
     recipe: Recipe
-    num_steps: int
-    batch_size: int
-    eval_every: int
+    options: RunOptions
     hparams: Mapping[str, float]
-    eval_batch_size: int | None = None
 
 
 Build = Callable[[Mapping[str, Any]], Setup]
@@ -169,19 +166,22 @@ def _structure_key(point: Mapping, space: Space) -> tuple:
 
 
 class _Group:
-    """One structure: its setup, compiled loops (per chunk size) and device placement."""
+    """One structure: its setup, its compiled loops (one per batch size of runs) and their placement."""
 
-    def __init__(self, structure: dict, setup: Setup, data: Dataset, devices):
-        self.structure, self.setup, self.data, self.devices = structure, setup, data, devices
+    def __init__(self, structure: dict, setup: Setup, data: Dataset, devices, callbacks):
+        self.structure, self.setup, self.data = structure, setup, data
         recipe = setup.recipe
         x1 = data.x_train[:1]
         # One jitted single-run initializer per structure, its results stacked on the host: bit-identical
         # to dlcore.sweep.init_states (random bits do not depend on batching), it compiles ~2.5x faster
         # than the vmapped initializer and serves every chunk size.
         self._init1 = jax.jit(lambda s, h: init_state(recipe, s, h, x1))
-        self.loops: dict[int, tuple[Loop, Any, Dataset]] = {}
+        # The study supplies placement and callbacks; test is evaluated once, after the search.
+        self.options = setup.options.replace(devices=devices, callbacks=tuple(callbacks), evaluate_test=False,
+                                             progress=False, checkpoint=None)
+        self.loops: dict[int, tuple[Loop, Any]] = {}
         self.test_eval = jax.jit(jax.vmap(
-            functools.partial(evaluate, recipe, batch_size=setup.eval_batch_size), in_axes=(0, None, None)
+            functools.partial(evaluate, recipe, batch_size=setup.options.eval_batch_size), in_axes=(0, None, None)
         ))
 
     def init(self, seeds: np.ndarray, hparams: Mapping[str, np.ndarray]):
@@ -192,17 +192,10 @@ class _Group:
         ]
         return jax.tree.map(lambda *xs: np.stack(xs), *states)
 
-    def loop(self, size: int):
+    def loop(self, size: int) -> tuple[Loop, Any]:
+        """The compiled loop for ``size`` runs (built once; every chunk of that size reuses it)."""
         if size not in self.loops:
-            mesh = seed_mesh(size, self.devices)
-            sharding, data = None, self.data
-            if mesh is not None:
-                sharding = NamedSharding(mesh, P("seed"))
-                data = jax.device_put(self.data, NamedSharding(mesh, P()))  # shared, not copied per run
-            s = self.setup
-            loop = Loop(s.recipe, data, batch_size=s.batch_size, chunk_size=s.eval_every or s.num_steps,
-                        batched=True, eval_batch_size=s.eval_batch_size, state_sharding=sharding)
-            self.loops[size] = (loop, sharding, data)
+            self.loops[size] = batch_loop(self.setup.recipe, self.data, size, self.options)
         return self.loops[size]
 
 
@@ -245,6 +238,9 @@ def run_study(
     devices: Sequence | None = None,
     keep_states: bool = True,
     progress: bool | str = True,
+    callbacks: Sequence = (),
+    checkpoint: CheckpointPlan | None = None,
+    keep_opt_state: bool = False,
 ) -> StudyResult:
     """Run a study: search ``space`` with ``strategy``, every point for every seed.
 
@@ -261,9 +257,18 @@ def run_study(
       budget: :class:`Budget` (max points, max total steps).
       selection: :class:`Selection` (validation metric, mode, statistic, group_by).
       max_parallel: most runs in one program (0: all runs of a structure at once).
-      devices: devices to split runs over (default: all local devices).
+      devices: devices to split runs over (default: all devices).
+      progress: a progress bar per unit of work (``str``: its label).
+      callbacks: host functions ``(state, history, step)`` after each chunk of each unit.
+      checkpoint: a :class:`dlcore.train.CheckpointPlan` (:class:`dlcore.checkpoint.StudyCheckpoints`):
+        each unit of work (one structure's chunk of runs in one search stage) saves and resumes
+        through its own checkpointer, so a killed study resumes where it stopped: finished units
+        are restored (not retrained), the running one continues bit-exactly, and the search replays
+        the same stages (the plan records them and checks the replay).
       keep_states: return every run's final state (host arrays, no optimizer state); when False,
         only the chosen points' states are returned.
+      keep_opt_state: keep the optimizer state in the returned states too (to replay a diverged
+        step, :func:`dlcore.diagnostics.find_nan_op`).
     Returns:
       :class:`StudyResult`.
 
@@ -276,8 +281,8 @@ def run_study(
     >>> data = from_arrays(x, np.arange(100) % 2, x[:20], np.arange(20) % 2, val_fraction=0.2)
     >>> recipe = Recipe(MLP(widths=(8,), num_outputs=2), optimizer_fn("adam"))
     >>> space = space_from_spec({"learning_rate": {"scale": "log", "low": 1e-3, "high": 1e-2, "steps": "1-3"}})
-    >>> res = run_study(space, lambda s: Setup(recipe, 20, 16, 20, {"learning_rate": 1e-2}), data, 2,
-    ...                 progress=False)
+    >>> opts = RunOptions(num_steps=20, batch_size=16)
+    >>> res = run_study(space, lambda s: Setup(recipe, opts, {"learning_rate": 1e-2}), data, 2, progress=False)
     >>> len(res.points), res.metrics["val/accuracy"].shape, res.timing["programs"]
     (3, (3, 2), 1)
     """
@@ -291,8 +296,9 @@ def run_study(
     plan: SearchPlan = search_plan(space, strategy, study_seed=study_seed, num_points=num_points, budget=budget,
                                    **refine)
     plan_chunks(1, max_parallel, 1)  # validates max_parallel before anything runs
-    devices = list(devices if devices is not None else jax.local_devices())
+    devices = list(devices if devices is not None else jax.devices())
     S = len(seeds)
+    label = progress if isinstance(progress, str) else "study"
 
     groups: dict[tuple, _Group] = {}
 
@@ -301,17 +307,20 @@ def run_study(
         if k not in groups:
             structure = {a.path: point[a.name] for a in space.structural()}
             setup = build(structure)
-            groups[k] = _Group(structure, setup, data, devices)
+            groups[k] = _Group(structure, setup, data, devices, callbacks)
         return groups[k]
 
     points: list[dict] = []
     stages: list[int] = []
+    units: list[dict] = []  # every unit of work run so far (for the checkpoint plan's record)
     per_point: list[dict] = []  # val metrics, status, history, state reference per point
     run_s = 0.0
     chunks_info: dict[tuple, dict] = {}
 
+    steps_run = 0.0
+
     def evaluate_points(new_points: list[dict], stage: int) -> list[float]:
-        nonlocal run_s
+        nonlocal run_s, steps_run
         order: dict[tuple, list[int]] = {}
         for j, p in enumerate(new_points):
             order.setdefault(_structure_key(p, space), []).append(j)
@@ -334,20 +343,32 @@ def run_study(
                 hk = a.path.split(".", 1)[1]
                 hp_runs[hk] = np.asarray([new_points[j][a.name] for j, _ in runs], np.float32)
             seeds_runs = np.asarray([s for _, s in runs], np.int32)
-            loop, sharding, _ = g.loop(size)
+            loop, sharding = g.loop(size)
             outs = []
             for c in range(n_chunks):
                 idx = np.arange(c * size, (c + 1) * size)
                 real = int(np.sum(idx < R))
                 idx = np.minimum(idx, R - 1)  # pad with copies of the last run (dropped below)
-                state = g.init(seeds_runs[idx], {k: v[idx] for k, v in hp_runs.items()})
-                state = jax.device_put(state, sharding) if sharding is not None else jax.device_put(state)
-                label = progress if isinstance(progress, str) else "study"
-                desc = f"{label} · stage {stage} · {_describe(g.structure)}chunk {c + 1}/{n_chunks}"
-                res = run_loop(loop, state, st.num_steps, evaluate_test=False, progress=desc if progress else False)
+                state = place_runs(g.init(seeds_runs[idx], {k: v[idx] for k, v in hp_runs.items()}), sharding)
+                n_units = len(units)
+                # A study without axes in one chunk is a plain run: its checkpoints stay at the top.
+                name = "" if (not space.names and n_chunks == 1 and stage == 0) else f"unit{n_units:04d}"
+                unit_meta = dict(unit=name, stage=stage, structure=_describe(g.structure).rstrip(" ·"), chunk=c,
+                                 points=[len(points) + runs[i][0] for i in idx.tolist()],
+                                 seeds=seeds_runs[idx].tolist())
+                desc = label if not space.names else (
+                    f"{label} · stage {stage} · {_describe(g.structure)}chunk {c + 1}/{n_chunks}")
+                opts = g.options.replace(progress=desc if progress else False,
+                                         checkpoint=checkpoint.unit(name, unit_meta) if checkpoint else None)
+                res = run_loop(loop, state, options=opts)
                 run_s += res.timing["run_s"]
+                if res.timing["run_s"] > 0:
+                    steps_run += res.timing["steps_per_s"] * res.timing["run_s"]
+                units.append(unit_meta)
+                if checkpoint is not None:
+                    checkpoint.record(dict(units=units, stages=_stage_record(points, stages, new_points, stage)))
                 # Kept on the host for the test evaluation, without the optimizer state (2-3× the params).
-                host_state = jax.device_get(res.state.replace(opt_state=None))
+                host_state = to_host(res.state if keep_opt_state else res.state.replace(opt_state=None))
                 outs.append((real, res.final, res.history, host_state))
             info = chunks_info.setdefault(skey, dict(structure=g.structure, points=[], runs=0, chunks=0,
                                                      chunk_size=size))
@@ -357,12 +378,7 @@ def run_study(
             # Concatenate the chunks' real rows back into run order.
             cut = lambda a, n: np.asarray(a)[:n]  # noqa: E731
             final = {k: np.concatenate([cut(o[1][k], o[0]) for o in outs]) for k in outs[0][1]}
-            hist = {}
-            for k in outs[0][2]:
-                if k in ("eval_step", "stats_step"):
-                    hist[k] = np.asarray(outs[0][2][k])
-                else:
-                    hist[k] = np.concatenate([cut(o[2][k], o[0]) for o in outs])
+            hist = _concat_histories([(o[0], o[2]) for o in outs])
             state_all = jax.tree.map(lambda *xs: np.concatenate([cut(x, o[0]) for x, o in zip(xs, outs)]),
                                      *[o[3] for o in outs])
             for r0, j in enumerate(js):
@@ -386,7 +402,7 @@ def run_study(
         return scores
 
     def cost(point) -> int:
-        return S * int(group_of(point).setup.num_steps)  # building a structure compiles nothing
+        return S * int(group_of(point).setup.options.num_steps)  # building a structure compiles nothing
 
     run_search(plan, evaluate_points, cost=cost, higher_is_better=selection.higher_is_better)
 
@@ -403,7 +419,7 @@ def run_study(
     test: dict[str, np.ndarray] = {}
     for i in selected:
         g = groups[per_point[i]["group"]]
-        out = jax.device_get(g.test_eval(per_point[i]["state"], *data.split("test")))
+        out = to_host(g.test_eval(per_point[i]["state"], *data.split("test")))
         for k, v in out.items():
             test.setdefault(f"test/{k}", np.full((P_, S), np.nan))[i] = np.asarray(v)
     metrics.update(test)
@@ -413,11 +429,12 @@ def run_study(
     hashes = [run_hashes(pp["state"].params, S) for pp in per_point]
     histories = [pp["history"] for pp in per_point]
     states = [pp["state"] if (keep_states or i in selected) else None for i, pp in enumerate(per_point)]
-    loops = [lp for g in groups.values() for (lp, _, _) in g.loops.values()]
+    loops = [lp for g in groups.values() for (lp, _) in g.loops.values()]
     timing = dict(
         wall_s=time.perf_counter() - t_start,
         compile_s=float(sum(lp.compile_s for lp in loops)),
         run_s=run_s,
+        steps_per_s=steps_run / run_s if run_s > 0 else math.nan,
         programs=len(loops),
     )
     return StudyResult(space, seeds, selection, points, stages, metrics, status, stop_step, loss_last, histories,
@@ -448,10 +465,41 @@ def first_stage_points(
     def cost(point) -> int:
         k = _structure_key(point, space)
         if k not in steps:
-            steps[k] = int(build({a.path: point[a.name] for a in space.structural()}).num_steps)
+            steps[k] = int(build({a.path: point[a.name] for a in space.structural()}).options.num_steps)
         return n_seeds * steps[k]
 
     return first_stage(plan, cost)
+
+
+def _stage_record(points: list[dict], stages: list[int], new_points: list[dict], stage: int) -> list[dict]:
+    """Points per search stage (finished stages and the one running) for the checkpoint plan."""
+    out: dict[int, list] = {}
+    for p, s in zip(points, stages):
+        out.setdefault(s, []).append(p)
+    out[stage] = list(new_points)
+    return [dict(stage=s, points=[{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in p.items()}
+                                  for p in ps]) for s, ps in sorted(out.items())]
+
+
+def _concat_histories(parts: list[tuple[int, dict]]) -> dict:
+    """Concatenate chunks' histories (first ``n`` runs of each) along the run axis. A chunk whose
+    runs all stopped early (early stopping) has fewer steps: it is padded with NaN on the right."""
+    longest = max(parts, key=lambda p: len(p[1].get("eval_step", ())))[1]
+    out = {}
+    for k in longest:
+        if k in ("eval_step", "stats_step"):
+            out[k] = np.asarray(longest[k])
+            continue
+        T = np.asarray(longest[k]).shape[1]
+        rows = []
+        for n, h in parts:
+            a = np.asarray(h[k])[:n]
+            if a.shape[1] < T:
+                a = a.astype(np.result_type(a.dtype, np.float32))
+                a = np.concatenate([a, np.full((n, T - a.shape[1]) + a.shape[2:], np.nan, a.dtype)], axis=1)
+            rows.append(a)
+        out[k] = np.concatenate(rows)
+    return out
 
 
 def _describe(structure: Mapping) -> str:

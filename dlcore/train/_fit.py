@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
 import warnings
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,10 @@ import numpy as np
 
 from dlcore.data import Dataset, chunk_batch_indices, steps_per_epoch
 from dlcore.errors import ConfigError
-from dlcore.train._state import RUNNING, Recipe, TrainState
+from dlcore.host import host_step, to_host
+from dlcore.status import RUNNING
+from dlcore.train._options import Callback, RunOptions, options_from
+from dlcore.train._state import Recipe, TrainState, init_state
 from dlcore.train._step import evaluate, make_train_step
 
 
@@ -36,10 +40,6 @@ class FitResult(NamedTuple):
     history: dict[str, np.ndarray]
     final: dict[str, np.ndarray]
     timing: dict[str, float]
-
-
-Callback = Callable[[TrainState, dict, int], Any]
-"""Called after every chunk with ``(state, history_so_far, step)``; host side (save, log, plot)."""
 
 
 def _chunk_fn(recipe: Recipe, batch_size: int, num_steps: int, stats_fn=None, stats_every: int = 0,
@@ -80,59 +80,55 @@ def _chunk_fn(recipe: Recipe, batch_size: int, num_steps: int, stats_fn=None, st
 class Loop:
     """A compiled training loop for one run (``batched=False``) or a batch of runs on axis 0.
 
-    Most users call :func:`fit` or :func:`dlcore.sweep.run_seeds`; the class is public for
-    callers who drive chunks themselves (checkpointing, custom logging).
+    Most users call :func:`fit`, :func:`dlcore.sweep.run_seeds` or :func:`dlcore.sweep.run_study`;
+    the class is public for callers who drive chunks themselves.
+
+    Args:
+      recipe, data: what to train on.
+      options: :class:`RunOptions` (steps, batch, evaluation, statistics, hooks, checkpoint).
+      batched: the state holds a batch of runs on axis 0 (vmapped).
+      state_sharding, batch_sharding, spmd_axis_name, block_every: placement, set by
+        :func:`dlcore.sweep.run_batch` (the state's sharding, the per-run batch sharding of data
+        parallelism, the mesh axis of the run axis, and the most steps dispatched per program).
     """
 
     def __init__(
         self,
         recipe: Recipe,
         data: Dataset,
+        options: RunOptions | None = None,
         *,
-        batch_size: int,
-        chunk_size: int,
-        batched: bool,
-        eval_batch_size: int | None = None,
+        batched: bool = False,
         state_sharding=None,
-        stats_fn=None,
-        stats_every: int = 0,
-        on_eval: Callable | None = None,
-        on_start: Callable | None = None,
-        on_end: Callable | None = None,
-        halt_when_stopped: bool = False,
         batch_sharding=None,
         spmd_axis_name: str | None = None,
         block_every: int | None = None,
+        **kwargs,
     ):
-        steps_per_epoch(int(data.x_train.shape[0]), batch_size)  # validates batch_size
-        if chunk_size <= 0:
-            raise ConfigError(f"eval_every (chunk size) must be positive, got {chunk_size}")
-        if stats_fn is not None and (stats_every <= 0 or chunk_size % stats_every):
-            raise ConfigError(
-                f"stats_every={stats_every} must be positive and divide eval_every={chunk_size} "
-                "(statistics are taken at the same global steps in every chunk)"
-            )
-        self.stats_fn, self.stats_every = stats_fn, stats_every
-        self.recipe, self.data, self.batch_size = recipe, data, batch_size
-        self.chunk_size, self.batched = chunk_size, batched
+        options = options_from(options, kwargs, "Loop")
+        steps_per_epoch(int(data.x_train.shape[0]), options.batch_size)  # validates batch_size
+        self.options = options
+        self.stats_fn, self.stats_every = options.stats_fn, options.stats_every
+        self.recipe, self.data, self.batch_size = recipe, data, options.batch_size
+        self.chunk_size, self.batched = options.chunk_size, batched
         self.state_sharding = state_sharding
         self._compiled: dict[int, Any] = {}
         self.compile_s = 0.0
-        ev = functools.partial(evaluate, recipe, batch_size=eval_batch_size)
+        ev = functools.partial(evaluate, recipe, batch_size=options.eval_batch_size)
         ev = jax.vmap(ev, in_axes=(0, None, None)) if batched else ev
         self._eval = jax.jit(ev)
         self._eval_compiled: dict[str, Any] = {}
-        # State hooks (early stopping, reduce-on-plateau): on_start before the first chunk,
-        # on_eval(state, val_metrics) after each validation, on_end before the final evaluation.
-        # An optimizer function may carry its own on_eval (dlcore.optim's reduce_on_plateau).
-        evals = [h for h in (getattr(recipe.optimizer, "on_eval", None), on_eval) if h is not None]
-        self._on_eval = self._hook(lambda s, v: functools.reduce(lambda st, h: h(st, v), evals, s)) if evals else None
-        self._on_start = self._hook(on_start) if on_start is not None else None
-        self._on_end = self._hook(on_end) if on_end is not None else None
-        self.halt_when_stopped = halt_when_stopped
-        # Data parallelism (dlcore.parallel): the per-run batch sharding, the mesh axis of the run
-        # axis, and the most steps dispatched per program (XLA's CPU all-reduce rendezvous times out
-        # when hundreds of steps with an all-reduce queue up; blocking every <= 50 steps avoids it).
+        # Hooks (early stopping, reduce-on-plateau): init before the first chunk, update after each
+        # validation, finalize before the final evaluation; each jitted (and vmapped over runs).
+        hooks = options.all_hooks(recipe)
+        self.hooks = hooks
+        chain = lambda method: lambda s, *a: functools.reduce(lambda st, h: getattr(h, method)(st, *a), hooks, s)  # noqa: E731
+        self._on_start = self._hook(chain("init")) if hooks else None
+        self._on_eval = self._hook(chain("update")) if hooks else None
+        self._on_end = self._hook(chain("finalize")) if hooks else None
+        self.halt_when_stopped = any(h.halts for h in hooks)
+        # Data parallelism (dlcore.parallel): XLA's CPU all-reduce rendezvous times out when hundreds
+        # of steps with an all-reduce queue up; blocking every <= 50 steps avoids it.
         self.batch_sharding, self.spmd_axis_name = batch_sharding, spmd_axis_name
         if block_every is not None and block_every <= 0:
             raise ConfigError(f"block_every must be positive, got {block_every}")
@@ -217,64 +213,73 @@ class Loop:
         return self.compile_eval(state, split)(state, x, y)
 
 
-def early_stopping_hooks(early_stopping) -> dict:
-    """``Loop`` keyword arguments for an early-stopping object (``init``/``update``/``finalize``)."""
-    if early_stopping is None:
-        return {}
-    return dict(on_start=early_stopping.init, on_eval=early_stopping.update, on_end=early_stopping.finalize,
-                halt_when_stopped=True)
-
-
-def _to_host(tree):
-    # jax.device_get, plus a gather across processes for arrays split over several hosts.
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    from dlcore.parallel import to_host
-
-    return to_host(tree)
-
-
-def _host_step(state: TrainState) -> int:
-    steps = np.unique(np.asarray(_to_host(state.step)))
-    if steps.size != 1:
-        raise ConfigError(f"the runs of a batch are at different steps {steps.tolist()}; cannot continue together")
-    return int(steps[0])
-
-
 def _append(history: dict, key: str, value: np.ndarray, axis: int) -> None:
     history[key] = value if key not in history else np.concatenate([history[key], value], axis=axis)
 
 
-def run_loop(
-    loop: Loop,
-    state: TrainState,
-    num_steps: int,
-    *,
-    history: dict | None = None,
-    evaluate_test: bool = True,
-    progress: bool | str = True,
-    callbacks: Sequence[Callback] = (),
-) -> FitResult:
-    """Drive ``loop`` from ``state.step`` to ``num_steps`` in chunks; evaluate between chunks."""
-    if num_steps <= 0:
-        raise ConfigError(f"num_steps must be positive, got {num_steps}")
+_HOST_FIELDS = ("progress", "callbacks", "checkpoint", "evaluate_test")
+
+
+def run_loop(loop: Loop, state: TrainState, *, history: dict | None = None,
+             options: RunOptions | None = None) -> FitResult:
+    """Drive ``loop`` from ``state.step`` to ``loop.options.num_steps``; the one path every run takes.
+
+    With a ``checkpoint`` (a :class:`Checkpointer`), the state first resumes from the newest valid
+    checkpoint (bit-exact), is saved when due after each chunk and at the end, and the checkpointer
+    is closed. Then: hooks' ``init``, chunks with a validation after each (hooks' ``update``,
+    callbacks, progress), hooks' ``finalize``, final validation (and test).
+
+    ``options`` may replace the loop's host-side options (``progress``, ``callbacks``,
+    ``checkpoint``, ``evaluate_test``) for this call, so one compiled loop serves many batches of
+    runs (a study's chunks); its other fields must equal the loop's.
+    """
+    if options is None:
+        options = loop.options
+    elif any(getattr(options, f.name) != getattr(loop.options, f.name)
+             for f in dataclasses.fields(RunOptions) if f.name not in _HOST_FIELDS):
+        raise ConfigError("run_loop(options=...) may change only progress, callbacks, checkpoint and evaluate_test; "
+                          "build a new Loop for other options")
+    ckpt = options.checkpoint
+    callbacks = list(options.callbacks)
+    try:
+        if ckpt is not None:
+            # The restore target includes what the hooks add at start (e.g. early-stopping state).
+            state, history = ckpt.resume(loop.start(state), history)
+            callbacks.append(ckpt.callback(loop.options.num_steps))
+        result = _drive(loop, state, history, callbacks, options)
+        if ckpt is not None:
+            ckpt.finish(result.state, result.history)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    return result
+
+
+def _all_stopped(state) -> bool:
+    return bool(np.all(np.asarray(to_host(state.status)) != RUNNING))
+
+
+def _drive(loop: Loop, state: TrainState, history: dict | None, callbacks, opts: RunOptions) -> FitResult:
+    num_steps = loop.options.num_steps
     history = {k: np.asarray(v) for k, v in (history or {}).items()}
-    step = _host_step(state)
+    step = host_step(state)
     if step > num_steps:
         raise ConfigError(f"the state is at step {step}, past num_steps={num_steps}")
     state = loop.start(state)
     t_axis = 1 if loop.batched else 0
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if opts.progress:
+        from tqdm.auto import tqdm  # tqdm loads only when a bar is shown
 
-        desc = progress if isinstance(progress, str) else ("train" if not loop.batched else "sweep")
+        desc = opts.progress if isinstance(opts.progress, str) else ("train" if not loop.batched else "sweep")
         bar = tqdm(total=num_steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, leave=False)
     t_run = 0.0
     steps_run = 0
     warned_slow = False
+    # A run resumed after every run had stopped (early stopping) ends where the original ended.
+    halted = loop.halt_when_stopped and step > 0 and _all_stopped(state)
     try:
-        while step < num_steps:
+        while step < num_steps and not halted:
             n = min(loop.chunk_size - step % loop.chunk_size, num_steps - step)
             fn = loop._compile(n, state)  # compile outside the timed region
             loop.compile_eval(state, "val")
@@ -282,13 +287,13 @@ def run_loop(
             state, metrics = fn(state, jnp.int32(step), loop.data.x_train, loop.data.y_train)
             val = loop.evaluate(state, "val")
             state = loop.after_eval(state, val)
-            metrics, val = _to_host((metrics, val))
+            metrics, val = to_host((metrics, val))
             dt = time.perf_counter() - t0
             t_run += dt
             if dt / n > SLOW_STEP_S and not warned_slow:
                 warned_slow = True
                 warnings.warn(f"a training step takes {dt / n:.2f} s (> {SLOW_STEP_S} s); estimated total "
-                              f"{dt / n * (num_steps - step):.0f} s more", RuntimeWarning, stacklevel=2)
+                              f"{dt / n * (num_steps - step):.0f} s more", RuntimeWarning, stacklevel=3)
             steps_run += n
             step += n
             stats = metrics.pop("_stats", None)
@@ -310,15 +315,15 @@ def run_loop(
                 bar.set_postfix(post)
             for cb in callbacks:
                 cb(state, history, step)
-            if loop.halt_when_stopped and np.all(np.asarray(_to_host(state.status)) != RUNNING):
-                break  # every run has stopped (early stopping): the remaining steps would change nothing
+            # Every run has stopped (early stopping): the remaining steps would change nothing.
+            halted = loop.halt_when_stopped and _all_stopped(state)
     finally:
         if bar is not None:
             bar.close()
     state = loop.end(state)
-    final = {f"val/{k}": np.asarray(v) for k, v in _to_host(loop.evaluate(state, "val")).items()}
-    if evaluate_test:
-        final.update({f"test/{k}": np.asarray(v) for k, v in _to_host(loop.evaluate(state, "test")).items()})
+    final = {f"val/{k}": np.asarray(v) for k, v in to_host(loop.evaluate(state, "val")).items()}
+    if opts.evaluate_test:
+        final.update({f"test/{k}": np.asarray(v) for k, v in to_host(loop.evaluate(state, "test")).items()})
     timing = {
         "compile_s": loop.compile_s,
         "run_s": t_run,
@@ -333,21 +338,10 @@ def fit(
     seed: int = 0,
     *,
     hparams: dict,
-    num_steps: int,
-    batch_size: int,
-    eval_every: int | None = None,
-    eval_batch_size: int | None = None,
+    options: RunOptions | None = None,
     state: TrainState | None = None,
     history: dict | None = None,
-    evaluate_test: bool = True,
-    progress: bool | str = True,
-    callbacks: Sequence[Callback] = (),
-    stats_fn: Callable | None = None,
-    stats_every: int = 0,
-    early_stopping=None,
-    checkpoint_dir: str | None = None,
-    checkpoint_every: int = 0,
-    debug_nans: bool = False,
+    **kwargs,
 ) -> FitResult:
     """Train one seed: jitted ``lax.scan`` chunks of ``eval_every`` steps, evaluation in between.
 
@@ -356,24 +350,17 @@ def fit(
       data: a :class:`dlcore.data.Dataset` (on device).
       seed: the run's seed; all its randomness derives from it by stream and step.
       hparams: numeric hyperparameters, e.g. ``{"learning_rate": 1e-2}``.
-      num_steps: total steps (a resumed run continues from ``state.step``).
-      batch_size: examples per step.
-      eval_every: steps per compiled chunk (default: ``num_steps``, one chunk).
-      state, history: continue a run (e.g. restored from a checkpoint).
-      callbacks: host functions called after each chunk with ``(state, history, step)``.
-      stats_fn, stats_every: ``stats_fn(state, batch) -> {name: array}`` evaluated inside the
-        compiled loop every ``stats_every`` steps (e.g. :func:`dlcore.diagnostics.layer_stats_fn`);
-        recorded as ``history["stats/<name>"]`` at ``history["stats_step"]``.
-      early_stopping: a :class:`dlcore.optim.EarlyStopping` — stop when the validation metric has
-        not improved for ``patience`` evaluations (``state.status == STOPPED``, ``stop_step``), keep
-        the best parameters (in ``state.extra["early_stopping"]``) and restore them at the end.
-      checkpoint_dir, checkpoint_every: save the train state and history there every
-        ``checkpoint_every`` steps (0: only at the end) and at the end; if it already holds a
-        checkpoint, continue from the newest valid one (bit-exact). See :mod:`dlcore.checkpoint`.
-      debug_nans: when the run diverges, replay the failing step op by op and raise
-        :class:`dlcore.errors.DivergedError` naming the operation that made the first NaN/Inf.
+      options: :class:`RunOptions`; or give its fields as keywords (``num_steps``, ``batch_size``,
+        ``eval_every``, ``hooks``, ``early_stopping``, ``stats_fn``/``stats_every``, ``callbacks``,
+        ``checkpoint``, …), which update ``options`` when both are given.
+      state, history: continue a run (e.g. restored from a checkpoint by hand).
     Returns:
       :class:`FitResult`.
+
+    With ``checkpoint=dlcore.checkpoint.CheckpointManager(dir, every=500)`` the run saves there
+    and, if the directory already holds a checkpoint, continues from the newest valid one
+    (bit-exact). ``callbacks=[dlcore.diagnostics.nan_debugger(recipe, data, batch_size)]`` names the
+    op that made the first NaN when a run diverges.
 
     >>> from dlcore.data import load_dataset            # doctest: +SKIP
     >>> from dlcore.nn import MLP
@@ -382,34 +369,7 @@ def fit(
     >>> res = fit(r, load_dataset("mnist1d"), 0, hparams={"learning_rate": 1e-2},
     ...           num_steps=6000, batch_size=100, eval_every=500)   # doctest: +SKIP
     """
-    from dlcore.train._state import init_state
-
+    options = options_from(options, kwargs, "fit")
     if state is None:
         state = init_state(recipe, seed, hparams, data.x_train[:1])
-    loop = Loop(
-        recipe, data, batch_size=batch_size, chunk_size=eval_every or num_steps, batched=False,
-        eval_batch_size=eval_batch_size, stats_fn=stats_fn, stats_every=stats_every,
-        **early_stopping_hooks(early_stopping),
-    )
-    callbacks, ckpt = tuple(callbacks), None
-    if checkpoint_dir is not None:
-        from dlcore.checkpoint import CheckpointManager
-
-        ckpt = CheckpointManager(checkpoint_dir, every=checkpoint_every, metadata={"seeds": [int(seed)]})
-        # The restore target includes what the loop adds at start (e.g. early-stopping state).
-        state, history = ckpt.resume(loop.start(state), history)
-        callbacks += (ckpt.callback(num_steps),)
-    if debug_nans:
-        from dlcore.checkpoint import nan_debugger
-
-        callbacks += (nan_debugger(recipe, data, batch_size),)
-    try:
-        result = run_loop(
-            loop, state, num_steps, history=history, evaluate_test=evaluate_test, progress=progress, callbacks=callbacks
-        )
-        if ckpt is not None:
-            ckpt.finish(result.state, result.history)
-    finally:
-        if ckpt is not None:
-            ckpt.close()
-    return result
+    return run_loop(Loop(recipe, data, options, batched=False), state, history=history)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from dlcore import random as drandom
@@ -16,8 +17,7 @@ from dlcore.losses import cross_entropy
 from dlcore.metrics import correct
 from dlcore.optim import OptimizerFn
 
-RUNNING, STOPPED, DIVERGED = 0, 1, 2
-STATUS_NAMES = {RUNNING: "ok", STOPPED: "stopped", DIVERGED: "diverged"}
+from dlcore.status import DIVERGED, RUNNING, STATUS_NAMES, STOPPED  # noqa: F401  (re-exported)
 
 
 @struct.dataclass
@@ -112,6 +112,26 @@ def as_hparams(hparams: Mapping[str, Any]) -> dict[str, jax.Array]:
             out[k] = jnp.asarray(v, dtype=jnp.float32)
         except (TypeError, ValueError):
             raise ConfigError(f"hyperparameter {k!r} must be numeric, got {v!r}") from None
+    return out
+
+
+def broadcast_hparams(hparams: Mapping, num_runs: int) -> dict[str, jax.Array]:
+    """Each hyperparameter as a ``float32[num_runs]`` array (scalars are repeated).
+
+    >>> broadcast_hparams({"learning_rate": 0.1, "l2": [0.0, 1e-4]}, 2)["learning_rate"].tolist()
+    [0.10000000149011612, 0.10000000149011612]
+    """
+    out = {}
+    for k, v in dict(hparams).items():
+        try:
+            a = np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ConfigError(f"hyperparameter {k!r} must be numeric, got {v!r}") from None
+        if a.ndim == 0:
+            a = np.full((num_runs,), a, np.float32)
+        if a.shape != (num_runs,):
+            raise ConfigError(f"hyperparameter {k!r} has shape {a.shape}; expected a scalar or ({num_runs},)")
+        out[k] = jnp.asarray(a)
     return out
 
 

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlcore.data import batch_indices
 from dlcore.errors import DivergedError
-
-DIVERGED = 2  # dlcore.train.DIVERGED (not imported: dlcore.train imports this package lazily)
+from dlcore.status import DIVERGED, RUNNING
+from dlcore.train import make_train_step
 
 
 def _quantity(loss: float, grad_norm: float) -> str:
@@ -67,7 +68,7 @@ def divergence_report(state, history=None) -> list[dict | None]:
 
 def _where(err: BaseException) -> str:
     frames = traceback.extract_tb(err.__traceback__)
-    skip = (f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", "_guard.py", f"{os.sep}contextlib.py")
+    skip = (f"{os.sep}jax{os.sep}", f"{os.sep}jaxlib{os.sep}", "_nans.py", f"{os.sep}contextlib.py")
     mine = [f for f in frames if not any(s in f.filename for s in skip)]
     if not mine:
         return ""
@@ -101,9 +102,6 @@ def find_nan_op(recipe, data, state, *, batch_size: int, run: int | None = None)
     The replay runs the step under ``jax.disable_jit`` and ``jax.debug_nans`` (then ``debug_infs``),
     which stop at the first primitive whose output is not finite.
     """
-    from dlcore.data import batch_indices
-    from dlcore.train import RUNNING, make_train_step
-
     st = state if run is None else jax.tree.map(lambda a: a[run], state)
     if int(st.status) != DIVERGED:
         return f"run {run if run is not None else 0} did not diverge"

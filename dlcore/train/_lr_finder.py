@@ -20,7 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlcore.data import chunk_batch_indices
 from dlcore.errors import ConfigError
+from dlcore.status import DIVERGED
+from dlcore.train._state import as_hparams, broadcast_hparams, init_state
+from dlcore.train._step import make_train_step
 
 
 class LRFinderResult(NamedTuple):
@@ -51,8 +55,6 @@ def _check_lrs(*lrs):
 
 
 def _batches(state, data, start, num_steps, batch_size):
-    from dlcore.data import chunk_batch_indices
-
     idx = chunk_batch_indices(state.keys["data"], start, num_steps, data.x_train.shape[0], batch_size)
     return idx
 
@@ -89,8 +91,6 @@ def lr_find(
     >>> res.suggestion                                              # doctest: +SKIP
     0.0031
     """
-    from dlcore.train import init_state, make_train_step
-
     _check_lrs(min_lr, max_lr)
     if max_lr <= min_lr:
         raise ConfigError(f"max_lr ({max_lr}) must be larger than min_lr ({min_lr})")
@@ -98,8 +98,6 @@ def lr_find(
         raise ConfigError(f"lr_find needs num_steps >= 3, got {num_steps}")
     hp = dict(hparams or {})
     hp["learning_rate"] = min_lr
-    from dlcore.train import as_hparams
-
     hp = as_hparams(hp)
     lrs = min_lr * (max_lr / min_lr) ** (np.arange(num_steps) / (num_steps - 1))
     train_step = make_train_step(recipe)
@@ -195,9 +193,6 @@ def lr_drop_check(
     Returns:
       :class:`LRCheckResult`.
     """
-    from dlcore.sweep import broadcast_hparams
-    from dlcore.train import DIVERGED, init_state, make_train_step
-
     lrs = np.asarray(learning_rates, np.float64)
     if lrs.ndim != 1 or lrs.size == 0:
         raise ConfigError("learning_rates must be a non-empty list of rates")

@@ -1,4 +1,12 @@
-"""Early stopping with patience, inside the compiled loop and per run of a sweep.
+"""Hooks of the compiled loop: early stopping and reduce-on-plateau, per run of a sweep.
+
+A :class:`Hook` is an explicit protocol object (like optax's ``GradientTransformation``): the loop
+calls ``init(state)`` before the first chunk, ``update(state, val_metrics)`` after each
+validation and ``finalize(state)`` before the final evaluation — each a pure, jittable function
+of the train state, vmapped over the runs of a sweep. ``halts`` says whether the loop may end
+early once no run is ``RUNNING``.
+
+Early stopping with patience:
 
 The lectures' recipe: watch the validation metric, stop when it has not improved for ``patience``
 evaluations, keep the best parameters. Here the bookkeeping is a pytree in
@@ -6,10 +14,9 @@ evaluations, keep the best parameters. Here the bookkeeping is a pytree in
 best step, best parameters and stop step; a stopped run gets ``status = STOPPED`` and the train
 step stops updating it (only ``step`` advances so the batch stays in lock-step).
 
-Used through ``fit(..., early_stopping=EarlyStopping(patience=5))`` or
-``run_seeds(..., early_stopping=...)``; the loop calls :meth:`EarlyStopping.init` before the first
-chunk, :meth:`EarlyStopping.update` after each validation, and :meth:`EarlyStopping.finalize`
-(restore the best parameters) at the end.
+Used through ``fit(..., hooks=[EarlyStopping(patience=5)])`` (or ``early_stopping=...``) and the
+same for ``run_seeds``/``run_study``. Reduce-on-plateau (:class:`ReduceOnPlateau`) is added by the
+loop itself when the recipe's optimizer has a :class:`dlcore.optim.PlateauSchedule`.
 """
 
 from __future__ import annotations
@@ -22,8 +29,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlcore.errors import ConfigError
+from dlcore.optim import PlateauSchedule, plateau_update
+from dlcore.status import RUNNING, STOPPED
 
 EXTRA_KEY = "early_stopping"
+
+
+class Hook:
+    """The loop's hook protocol; the defaults do nothing. Subclass and override what you need.
+
+    >>> class CountEvals(Hook):
+    ...     def update(self, state, val_metrics):
+    ...         return state.replace(extra={**state.extra, "evals": state.extra.get("evals", 0) + 1})
+    """
+
+    halts: bool = False  # True: the loop may stop once no run is RUNNING
+
+    def init(self, state):
+        """Before the first chunk (also on a resumed state: keep what is already there)."""
+        return state
+
+    def update(self, state, val_metrics: Mapping[str, jax.Array]):
+        """After each validation."""
+        return state
+
+    def finalize(self, state):
+        """Before the final evaluation."""
+        return state
 
 
 def _select(pred, a, b):
@@ -31,7 +63,7 @@ def _select(pred, a, b):
 
 
 @dataclasses.dataclass(frozen=True)
-class EarlyStopping:
+class EarlyStopping(Hook):
     """Stop a run when ``metric`` has not improved for ``patience`` validations.
 
     Attributes:
@@ -56,6 +88,7 @@ class EarlyStopping:
     mode: str = "min"
     min_delta: float = 0.0
     restore_best: bool = True
+    halts = True  # every run stopped: the remaining steps would change nothing
 
     def __post_init__(self):
         if isinstance(self.patience, bool) or int(self.patience) != self.patience or self.patience < 1:
@@ -86,8 +119,6 @@ class EarlyStopping:
         Pure and jittable; vmap it over a batch of states (the loop does). A run that is not
         ``RUNNING`` (stopped or diverged) is left unchanged.
         """
-        from dlcore.train import RUNNING, STOPPED
-
         if self.metric not in val_metrics:
             raise ConfigError(
                 f"early stopping monitors {self.metric!r} but validation reports {sorted(val_metrics)}; "
@@ -154,8 +185,6 @@ class EarlyStopping:
 
 def early_stopping_summary(state) -> dict[str, np.ndarray]:
     """Host-side summary per run: ``stopped`` (bool), ``stop_step``, ``best_step``, ``best_metric``."""
-    from dlcore.train import STOPPED
-
     es = jax.device_get(state.extra.get(EXTRA_KEY, {}))
     out = {
         "stopped": np.asarray(jax.device_get(state.status)) == STOPPED,
@@ -165,3 +194,21 @@ def early_stopping_summary(state) -> dict[str, np.ndarray]:
         out["best_step"] = np.asarray(es["best_step"])
         out["best_metric"] = np.asarray(es["best_metric"])
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ReduceOnPlateau(Hook):
+    """Update the reduce-on-plateau scale in the optimizer state after each validation.
+
+    The loop adds it by itself when ``recipe.optimizer`` is a :class:`dlcore.optim.Optimizer`
+    with a :class:`dlcore.optim.PlateauSchedule`; a run that is not ``RUNNING`` keeps its scale.
+
+    >>> ReduceOnPlateau(PlateauSchedule(patience=3)).schedule.patience
+    3
+    """
+
+    schedule: PlateauSchedule
+
+    def update(self, state, val_metrics: Mapping[str, jax.Array]):
+        return state.replace(opt_state=plateau_update(self.schedule, state.opt_state, val_metrics,
+                                                      state.status == RUNNING))

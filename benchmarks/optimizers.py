@@ -21,7 +21,8 @@ import numpy as np
 
 from dlcore.data import load_dataset
 from dlcore.nn import MLP
-from dlcore.optim import EarlyStopping, least_squares, lr_drop_check, lr_find, minimize, optimizer_fn
+from dlcore.optim import least_squares, minimize, optimizer_fn
+from dlcore.train import EarlyStopping, lr_drop_check, lr_find
 from dlcore.sweep import run_seeds
 from dlcore.train import Recipe
 
@@ -103,10 +104,8 @@ def part2(steps: int, rounds: int):
     # The hook alone (jitted, vmapped over 8 seeds), against one chunk of eval_every steps.
     from dlcore.sweep import init_states
     from dlcore.train import Loop
-    from dlcore.train._fit import early_stopping_hooks
-
-    loop = Loop(r, data, batch_size=100, chunk_size=steps // 10, batched=True,
-                **early_stopping_hooks(EarlyStopping(patience=100)))
+    loop = Loop(r, data, num_steps=steps, batch_size=100, eval_every=steps // 10, batched=True,
+                early_stopping=EarlyStopping(patience=100))
     st = loop.start(init_states(r, list(range(8)), kw["hparams"], data.x_train[:1]))
     val = loop.evaluate(st)
     jax.block_until_ready(loop.after_eval(st, val))

@@ -75,12 +75,12 @@ def worker_dlcore_sequential(seeds: int, steps: int) -> dict:
     from dlcore.train import Loop, init_state, run_loop
 
     data, recipe = _data(), _recipe()
-    loop = Loop(recipe, data, batch_size=B, chunk_size=500, batched=False)  # compiled once, reused
+    loop = Loop(recipe, data, num_steps=steps, batch_size=B, eval_every=500, progress=False)  # compiled once, reused
     t0 = time.perf_counter()
     run_s, accs = 0.0, []
     for s in range(seeds):
         state = init_state(recipe, s, {"learning_rate": 1e-2}, data.x_train[:1])
-        res = run_loop(loop, state, steps, progress=False)
+        res = run_loop(loop, state)
         jax.block_until_ready(res.state.params)
         run_s += res.timing["run_s"]
         accs.append(float(res.final["test/accuracy"]))
@@ -156,12 +156,13 @@ def worker_dlcore_grid(seeds: int, steps: int) -> dict:
     import jax
 
     from dlcore.sweep import Setup, run_study, space_from_spec
+    from dlcore.train import RunOptions
 
     data, recipe = _data(), _recipe()
     space = space_from_spec({"learning_rate": {"scale": "log", "values": (1e-3, 3e-3, 1e-2, 3e-2)}})
+    setup = Setup(recipe, RunOptions(num_steps=steps, batch_size=B, eval_every=500), {"learning_rate": 1e-2})
     t0 = time.perf_counter()
-    res = run_study(space, lambda s: Setup(recipe, steps, B, 500, {"learning_rate": 1e-2}), data, seeds,
-                    keep_states=False, progress=False)
+    res = run_study(space, lambda s: setup, data, seeds, keep_states=False, progress=False)
     total = time.perf_counter() - t0
     return dict(total_s=total, run_s=res.timing["run_s"], compile_s=res.timing["compile_s"],
                 test_acc=float(res.metrics["test/accuracy"][res.selected[0]].mean()), devices=len(jax.devices()),

@@ -97,3 +97,58 @@ def test_console_script_subprocess(tmp_path):
                        capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert p.returncode == 2 and p.stderr.strip().startswith("dlcore: error: cannot parse seeds")
     assert "Traceback" not in p.stderr
+
+
+STUDY_ARGS = ["run", "tiny_study", "--seeds", "2", "--no-progress", "--config.num_steps=20", "--config.eval_every=10",
+              "--config.sweep.axes.learning_rate.num=2"]
+
+
+def test_every_run_flag_works_for_studies(tmp_path, capsys):
+    """A study takes the same path as a run: checkpoints (--checkpoint-every, --keep), TensorBoard
+    (or --no-tensorboard), --seeds, --debug-nans reports, --resume of a finished study."""
+    out = tmp_path / "a"
+    assert main([*STUDY_ARGS, "--out", str(out), "--checkpoint-every", "10", "--keep", "1",
+                 "--config.sweep.axes.learning_rate.high=1e30", "--debug-nans"]) == 0
+    text = capsys.readouterr().out
+    (run_dir,) = _run_dirs(out)
+    from dlcore.checkpoint import checkpoint_steps, read_plan
+
+    plan = read_plan(run_dir)
+    units = [u["unit"] for u in plan["plan"]["units"]]
+    assert units == ["unit0000", "unit0001"] and plan["seeds"] == [0, 1]  # one unit per structure (norm)
+    for u in units:
+        steps = checkpoint_steps(run_dir / "checkpoints" / u)
+        assert steps[-1] == 20 and len(steps) <= 2  # --keep 1: the newest plus the best
+    assert (run_dir / "tb" / "point0" / "seed_0").is_dir() and (run_dir / "tb" / "point3" / "seed_1").is_dir()
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    # The 1e30 learning rate diverges: named per point and seed, with the op that made the NaN.
+    assert "learning_rate=1e+30, norm=none) seed 0 diverged: step 0: non-finite" in text or \
+        "learning_rate=1e+30, norm=none) seed 0 diverged: step 1: non-finite" in text
+    assert "first NaN" in text
+    # --resume of a finished study restores every unit (no training) and rewrites the same results.
+    before = (run_dir / "results.csv").read_text()
+    assert main([*STUDY_ARGS, "--out", str(out), "--config.sweep.axes.learning_rate.high=1e30",
+                 "--resume", str(run_dir)]) == 0
+    assert (run_dir / "results.csv").read_text() == before
+
+    out = tmp_path / "b"
+    assert main([*STUDY_ARGS, "--out", str(out), "--no-tensorboard", "--checkpoint-every", "0"]) == 0
+    (run_dir,) = _run_dirs(out)
+    assert not (run_dir / "tb").exists()
+    assert checkpoint_steps(run_dir / "checkpoints" / "unit0000") == [20]  # only at the end
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--fallback"], "--fallback only applies with --resume"),
+    (["--coordinator", "localhost:1234"], "--coordinator only applies with --distributed"),
+    (["--process-id", "1"], "--process-id only applies with --distributed"),
+    (["--keep", "0"], "--keep >= 1"),
+    (["--checkpoint-every", "-5"], "--checkpoint-every must be >= 0"),
+])
+def test_flags_that_do_not_apply_are_refused(tmp_path, capsys, extra, message):
+    for argv in (["run", "tiny", "--no-progress"], STUDY_ARGS):
+        assert main([*argv, "--out", str(tmp_path), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not list(tmp_path.glob("*/*"))  # refused before any run directory

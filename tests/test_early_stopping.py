@@ -8,7 +8,8 @@ import pytest
 
 from dlcore.errors import ConfigError
 from dlcore.nn import MLP
-from dlcore.optim import EarlyStopping, early_stopping_summary, optimizer_fn
+from dlcore.optim import optimizer_fn
+from dlcore.train import EarlyStopping, early_stopping_summary
 from dlcore.sweep import init_states, run_seeds
 from dlcore.train import RUNNING, STOPPED, Recipe, fit, init_state
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dlcore import checkpoint as C
+from dlcore import diagnostics as D
 from dlcore.cli import main
 from dlcore.errors import CheckpointError, DivergedError
 from dlcore.nn import MLP
@@ -41,7 +42,7 @@ def test_sweep_one_seed_diverges_the_others_lose_nothing(tiny_data, tmp_path):
     assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(last.state["params"]))
 
     # Reported: which step, which quantity; results.csv marks it.
-    rep = C.divergence_report(bad.state, bad.history)
+    rep = D.divergence_report(bad.state, bad.history)
     assert rep[0] is None and rep[2] is None
     assert rep[1]["step"] == int(bad.state.stop_step[1]) and rep[1]["quantity"] in ("loss", "loss and gradient")
     from dlcore.cli._checkpointing import divergence_columns
@@ -49,7 +50,7 @@ def test_sweep_one_seed_diverges_the_others_lose_nothing(tiny_data, tmp_path):
     from dlcore.manifest import run_hashes
 
     rows = results_rows([0, 1, 2], bad.final, bad.state, run_hashes(bad.state.params, 3), bad.history)
-    for row, cols in zip(rows, divergence_columns(bad, bad.history)):
+    for row, cols in zip(rows, divergence_columns(bad.state, bad.history)):
         row.update(cols)
     write_csv(str(tmp_path / "results.csv"), rows)
     got = list(csv.DictReader(open(tmp_path / "results.csv")))
@@ -64,14 +65,14 @@ def test_gradient_only_divergence_is_named(tiny_data):
     state = state.replace(status=np.asarray([DIVERGED], np.int32), stop_step=np.asarray([2], np.int32),
                           step=np.asarray([4], np.int32))
     hist = {"train/loss": np.asarray([[1.0, 0.9, 0.8, 0.7]]), "train/grad_norm": np.asarray([[1, 1, np.inf, 1.0]])}
-    assert C.divergence_report(state, hist)[0]["quantity"] == "gradient"
+    assert D.divergence_report(state, hist)[0]["quantity"] == "gradient"
 
 
 def test_debug_nans_names_the_op(tiny_data):
     with pytest.raises(DivergedError, match=r"step 1: non-finite loss and gradient; first NaN: invalid value \(nan\) "
                                             r"encountered in \w+ at .*dlcore/nn/_mlp\.py:\d+"):
         fit(SGD, tiny_data, 0, hparams={"learning_rate": 1e30}, num_steps=10, batch_size=32, eval_every=10,
-            progress=False, evaluate_test=False, debug_nans=True)
+            progress=False, evaluate_test=False, callbacks=[D.nan_debugger(SGD, tiny_data, 32)])
 
 
 def test_cli_marks_diverged_seed_and_debug_nans(tmp_path, capsys):
@@ -167,12 +168,12 @@ def test_write_failure_mid_run_keeps_previous(three_steps, monkeypatch):
 
 
 def _fail_if_training(monkeypatch):
-    import dlcore.cli._checkpointing as ck
+    import dlcore.sweep
 
     def boom(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(ck, "run_with_checkpoints", boom)
+    monkeypatch.setattr(dlcore.sweep, "run_study", boom)
 
 
 @pytest.mark.parametrize("err,text", [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")])

@@ -7,8 +7,9 @@ import pytest
 
 from dlcore.errors import ConfigError
 from dlcore.nn import MLP
-from dlcore.optim import lr_drop_check, lr_find, optimizer_fn
-from dlcore.optim._lr_finder import _analyse
+from dlcore.optim import optimizer_fn
+from dlcore.train import lr_drop_check, lr_find
+from dlcore.train._lr_finder import _analyse
 from dlcore.plots import plot_lr_finder
 from dlcore.train import Recipe
 

@@ -225,11 +225,11 @@ def test_sharded_step_equals_single_device_step(key):
 def test_blocking_pieces_give_the_same_run(tiny_data):
     r = Recipe(MLP(widths=(8,), num_outputs=3), optimizer_fn("sgd"))
     s0 = init_state(r, 1, {"learning_rate": 0.1}, tiny_data.x_train[:1])
-    kw = dict(batch_size=16, chunk_size=20, batched=False)
-    whole = run_loop(Loop(r, tiny_data, **kw), s0, 20, progress=False, evaluate_test=False)
+    kw = dict(num_steps=20, batch_size=16, progress=False, evaluate_test=False)
+    whole = run_loop(Loop(r, tiny_data, **kw), s0)
     s0 = init_state(r, 1, {"learning_rate": 0.1}, tiny_data.x_train[:1])
     loop = Loop(r, tiny_data, block_every=7, **kw)
-    pieces = run_loop(loop, s0, 20, progress=False, evaluate_test=False)
+    pieces = run_loop(loop, s0)
     assert sorted(loop._compiled) == [6, 7]  # 20 steps ran as 7 + 7 + 6 with a block in between
     np.testing.assert_array_equal(whole.history["train/loss"], pieces.history["train/loss"])
     for a, b in zip(jax.tree.leaves(whole.state.params), jax.tree.leaves(pieces.state.params)):

@@ -11,7 +11,7 @@ from dlcore.manifest import params_sha256
 from dlcore.nn import MLP
 from dlcore.optim import optimizer_fn
 from dlcore.sweep import Selection, Setup, run_study, space_from_spec
-from dlcore.train import Recipe, fit, init_state
+from dlcore.train import Recipe, RunOptions, fit, init_state
 
 MODEL = MLP(widths=(16,), num_outputs=3)
 TRACED = Recipe(MODEL, optimizer_fn("adam"))  # learning rate read from state.hparams at step time
@@ -42,12 +42,11 @@ def test_vmapped_learning_rate_matches_baked_in(tiny_data):
     assert params_sha256(traced.state.params) == params_sha256(alone.state.params)
 
     space = space_from_spec({"learning_rate": {"values": (3e-3, 1e-2)}})
-    res = run_study(space, lambda s: Setup(TRACED, 30, 32, 30, {"learning_rate": 1.0}), tiny_data, [0],
-                    progress=False)
+    opts = RunOptions(num_steps=30, batch_size=32, eval_every=30)
+    res = run_study(space, lambda s: Setup(TRACED, opts, {"learning_rate": 1.0}), tiny_data, [0], progress=False)
     p_vmapped = _row(res.states[1].params, 0)  # point 1 = lr 1e-2, seed 0
     # The same 2-run program with the rate baked in (the axis value is then ignored).
-    baked = run_study(space, lambda s: Setup(BAKED, 30, 32, 30, {"learning_rate": 1.0}), tiny_data, [0],
-                      progress=False)
+    baked = run_study(space, lambda s: Setup(BAKED, opts, {"learning_rate": 1.0}), tiny_data, [0], progress=False)
     assert params_sha256(p_vmapped) == params_sha256(_row(baked.states[1].params, 0))
     assert params_sha256(p_vmapped) == params_sha256(_row(baked.states[0].params, 0))
     assert _maxdiff(p_vmapped, alone.state.params) < 1e-5
@@ -60,7 +59,8 @@ def test_chunked_study_keeps_randomness_streams(tiny_data):
     """max_parallel cuts the runs into chunks run one after another: every run's initial
     parameters, data order and keys are bit-identical; trained results agree to float noise."""
     space = space_from_spec({"learning_rate": {"values": (0.0, 1e-2, 3e-2)}})
-    build = lambda s: Setup(TRACED, 20, 32, 10, {"learning_rate": 1.0})  # noqa: E731
+    opts = RunOptions(num_steps=20, batch_size=32, eval_every=10)
+    build = lambda s: Setup(TRACED, opts, {"learning_rate": 1.0})  # noqa: E731
     whole = run_study(space, build, tiny_data, [0, 3, 5], progress=False)
     chunked = run_study(space, build, tiny_data, [0, 3, 5], max_parallel=2, progress=False)
     assert whole.groups[0]["chunks"] == 1 and chunked.groups[0]["chunks"] == 5
@@ -104,7 +104,7 @@ def test_structures_compile_once_select_on_val_test_once(tiny_data, compile_coun
     def build(structure):
         built.append(dict(structure))
         return Setup(Recipe(MLP(widths=(16,), num_outputs=3, norm=structure["model.norm"]), optimizer_fn("adam")),
-                     20, 32, 20, {"learning_rate": 1.0})
+                     RunOptions(num_steps=20, batch_size=32, eval_every=20), {"learning_rate": 1.0})
 
     compile_counter["on"] = True
     try:

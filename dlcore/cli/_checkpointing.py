@@ -23,6 +23,9 @@ def add_arguments(p) -> None:
                    help="continue RUN_DIR from its newest valid checkpoint and write the outputs there")
     p.add_argument("--fallback", action="store_true",
                    help="with --resume: if the newest checkpoint is damaged, continue from the previous valid one")
+    p.add_argument("--new-schedule", action="store_true",
+                   help="with --resume and a changed --config.num_steps: accept that a learning-rate schedule "
+                        "stretched to the new length continues from the old one's position")
     p.add_argument("--debug-nans", action="store_true",
                    help="for each diverged seed, replay its failing step op by op and name the op that made the NaN")
 
@@ -50,8 +53,9 @@ def check_flags(args) -> None:
     """``--checkpoint-every``/``--keep``/``--fallback`` values, before any run directory exists."""
     if args.checkpoint_every < 0 or args.keep < 1:
         raise ConfigError(f"--checkpoint-every must be >= 0 and --keep >= 1, got {args.checkpoint_every} and {args.keep}")
-    if args.fallback and not args.resume:
-        raise ConfigError("--fallback only applies with --resume RUN_DIR; drop it or add --resume")
+    for flag, given in (("--fallback", args.fallback), ("--new-schedule", args.new_schedule)):
+        if given and not args.resume:
+            raise ConfigError(f"{flag} only applies with --resume RUN_DIR; drop it or add --resume")
 
 
 def run_metadata(name: str, config, seeds) -> dict:
@@ -112,6 +116,13 @@ def check_resume(args, name: str, config, seeds: list) -> Resume:
             shown = "; ".join(f"--config.{k}: the run used {a!r}, this command {b!r}" for k, a, b in diffs[:3])
             raise ConfigError(f"--resume {args.resume} was run with another config ({shown}); "
                               "resume with the same --config overrides (only num_steps may change)")
+        old_steps = rec["config"].get("num_steps")
+        schedule = _plain(config.to_dict()).get("optimizer", {}).get("schedule", "constant")
+        if old_steps != config.num_steps and schedule not in ("constant", None) and not args.new_schedule:
+            raise ConfigError(
+                f"--resume {args.resume}: num_steps changes from {old_steps} to {config.num_steps} and the "
+                f"{schedule!r} learning-rate schedule is defined over num_steps, so the run would switch "
+                "schedules mid-way; keep num_steps, or pass --new-schedule to accept it")
     rec_seeds = [int(s) for s in rec.get("seeds", seeds)]
     if args.seeds is not None and [int(s) for s in seeds] != rec_seeds:
         raise ConfigError(f"--resume {args.resume} trains seeds {rec_seeds}, not {list(seeds)}; drop --seeds")

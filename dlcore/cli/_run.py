@@ -75,6 +75,12 @@ def write_outputs(run_dir, name, config, seeds, result, wall_s, *, tensorboard=T
 
 
 def cmd_run(args, overrides) -> int:
+    given = [f for f, v in (("--coordinator", args.coordinator), ("--num-processes", args.num_processes),
+                            ("--process-id", args.process_id)) if v is not None]
+    if given and not args.distributed:
+        from dlcore.errors import ConfigError
+
+        raise ConfigError(f"{given[0]} only applies with --distributed; add --distributed or drop {given[0]}")
     if getattr(args, "distributed", False):  # before any JAX computation
         from dlcore.parallel import initialize
 
@@ -119,9 +125,9 @@ def cmd_run(args, overrides) -> int:
     if is_study:
         from dlcore.cli._study import write_study_outputs
 
-        write_study_outputs(run_dir, name, config, spec, result, tensorboard=not args.no_tensorboard,
-                            resumed_from_step=resumed)
-        print(describe_study(run_dir, result))
+        print(write_study_outputs(run_dir, name, config, spec, result, tensorboard=not args.no_tensorboard,
+                                  resumed_from_step=resumed))
+        print(describe_study(result))
         lines = _checkpointing.divergence_lines(result, build, data, args.debug_nans)
     else:
         res = plain_result(result)

@@ -220,9 +220,9 @@ def _meta(spec: dict, result) -> dict:
 
 
 def write_study_outputs(run_dir: str, name: str, config, spec: dict, result, *, tensorboard: bool = True,
-                        resumed_from_step=None) -> None:
+                        resumed_from_step=None) -> str:
     """A study's outputs: results.csv (point × seed), history.npz, TensorBoard events per point,
-    manifest.json, and the report (summary.txt and plots)."""
+    manifest.json, and the report (summary.txt and plots); returns the report text."""
     from dlcore import manifest, tracking
     from dlcore.cli._outputs import write_csv, write_history
     from dlcore.cli._report import report_run
@@ -243,19 +243,17 @@ def write_study_outputs(run_dir: str, name: str, config, spec: dict, result, *, 
     man = manifest.build_manifest(experiment=name, config=config.to_dict(), seeds=result.seeds, params_hashes=[],
                                   extra=extra)
     manifest.write_json_atomic(os.path.join(run_dir, "manifest.json"), man)
-    report_run(run_dir)  # summary.txt and plots, the same as `dlcore report RUN_DIR`
+    return report_run(run_dir)  # summary.txt and plots, the same as `dlcore report RUN_DIR`
 
 
-def describe_study(run_dir: str, result) -> str:
-    """The report text and a line on what ran where."""
+def describe_study(result) -> str:
+    """A line on what ran where."""
     import jax
-
-    from dlcore.cli._report import report_run
 
     t = result.timing
     devs = jax.devices()
     n_runs = len(result.points) * len(result.seeds)
-    return report_run(run_dir, plots=False) + (
-        f"\n\n{len(result.points)} points × {len(result.seeds)} seeds = {n_runs} runs in {t['programs']} compiled "
+    return (
+        f"\n{len(result.points)} points × {len(result.seeds)} seeds = {n_runs} runs in {t['programs']} compiled "
         f"program{'s' * (t['programs'] != 1)} · {jax.default_backend()} × {len(devs)} device"
         f"{'s' * (len(devs) != 1)} · wall {t['wall_s']:.1f} s (compile {t['compile_s']:.1f} s)")

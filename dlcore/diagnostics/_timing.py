@@ -67,7 +67,7 @@ def time_recipe(
       :class:`TimingReport`.
     """
     state = init_state(recipe, seed, hparams, data.x_train[:1])
-    loop = Loop(recipe, data, batch_size=batch_size, chunk_size=probe_steps, batched=False)
+    loop = Loop(recipe, data, num_steps=probe_steps, batch_size=batch_size)
     t0 = time.perf_counter()
     fn = loop._compile(probe_steps, state)
     compile_s = time.perf_counter() - t0

@@ -152,3 +152,15 @@ def test_flags_that_do_not_apply_are_refused(tmp_path, capsys, extra, message):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert not list(tmp_path.glob("*/*"))  # refused before any run directory
+
+
+@pytest.mark.parametrize("value,message", [
+    ("1000", "needs about"), ("abc", "DLCORE_MEMORY_BUDGET='abc' must be a positive number of bytes"),
+    ("-5", "must be a positive number of bytes"),
+])
+def test_memory_budget_refused_before_any_run_directory(tmp_path, capsys, monkeypatch, value, message):
+    monkeypatch.setenv("DLCORE_MEMORY_BUDGET", value)
+    assert main(["run", "tiny", "--no-progress", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.glob("*/*"))

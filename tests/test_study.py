@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from dlcore.data import chunk_batch_indices
+from dlcore.errors import ConfigError
 from dlcore.manifest import params_sha256
 from dlcore.nn import MLP
 from dlcore.optim import optimizer_fn
@@ -126,3 +127,22 @@ def test_structures_compile_once_select_on_val_test_once(tiny_data, compile_coun
     has_test = ~np.isnan(res.metrics["test/accuracy"]).all(axis=1)
     assert sorted(np.flatnonzero(has_test).tolist()) == sorted(res.selected)
     assert np.all((res.metrics["test/accuracy"][res.selected] >= 0) & (res.metrics["test/accuracy"][res.selected] <= 1))
+
+
+def test_memory_budget_splits_a_study_and_refuses_what_cannot_fit(tiny_data):
+    """Runs that do not fit in the memory budget together are split into chunks (each run's
+    randomness unchanged, results equal to float noise); a run that cannot fit at all is refused."""
+    from dlcore.sweep import runs_in_memory
+
+    space = space_from_spec({"learning_rate": {"values": (1e-2, 3e-2)}})
+    setup = Setup(TRACED, RunOptions(num_steps=20, batch_size=32, eval_every=10), {"learning_rate": 1.0})
+    one = runs_in_memory(setup, tiny_data, 10**12) / 10**12  # runs per byte
+    budget = int(3 / one)  # three runs at once
+    assert runs_in_memory(setup, tiny_data, budget) == 3
+    whole = run_study(space, lambda s: setup, tiny_data, [0, 1, 2], progress=False)
+    split = run_study(space, lambda s: setup, tiny_data, [0, 1, 2], progress=False, memory_budget=budget,
+                      devices=jax.devices()[:1])
+    assert whole.groups[0]["chunks"] == 1 and split.groups[0]["chunks"] == 2 and split.groups[0]["chunk_size"] == 3
+    np.testing.assert_allclose(split.metrics["val/accuracy"], whole.metrics["val/accuracy"], atol=0.05)
+    with pytest.raises(ConfigError, match=r"one run of this experiment needs about .* GiB, more than the"):
+        run_study(space, lambda s: setup, tiny_data, [0], progress=False, memory_budget=int(0.5 / one))

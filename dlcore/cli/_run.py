@@ -91,7 +91,7 @@ def cmd_run(args, overrides) -> int:
     from dlcore.cli import _checkpointing
     from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
     from dlcore.parallel import broadcast_string, is_main_process
-    from dlcore.sweep import first_stage_points, run_study
+    from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory
 
     name, config, seeds = prepare(args, overrides)
     is_study = "sweep" in config
@@ -105,6 +105,10 @@ def cmd_run(args, overrides) -> int:
     validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
     first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
                        num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"])  # budget
+    budget = _memory_budget()
+    devices = jax.devices()
+    for setup in build.built.values():  # a run that cannot fit in memory is refused now, not mid-study
+        runs_in_memory(setup, data, budget or default_memory_budget(devices), len(devices))
     # After every input is validated, before any training.
     run_dir = resume.run_dir if resume else (make_run_dir(args.out, name) if is_main_process() else None)
     run_dir = broadcast_string(run_dir)  # one directory for all processes (only process 0 writes files)
@@ -116,7 +120,7 @@ def cmd_run(args, overrides) -> int:
         spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
         num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
         max_parallel=spec["max_parallel"], progress=False if args.no_progress else label, checkpoint=plan,
-        keep_opt_state=args.debug_nans,
+        keep_opt_state=args.debug_nans, memory_budget=budget,
     )
     wall = time.perf_counter() - t0
     if not is_main_process():
@@ -141,6 +145,26 @@ def cmd_run(args, overrides) -> int:
         print(f"resumed from the checkpoint at step {resumed}")
     print(f"outputs: {run_dir}")
     return 0
+
+
+MEMORY_ENV = "DLCORE_MEMORY_BUDGET"
+
+
+def _memory_budget() -> int | None:
+    """``$DLCORE_MEMORY_BUDGET`` (bytes) if set: runs trained at once beyond it are split into chunks."""
+    env = os.environ.get(MEMORY_ENV)
+    if not env:
+        return None
+    try:
+        value = float(env)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value != value or value == float("inf"):
+        from dlcore.errors import ConfigError
+
+        raise ConfigError(f"{MEMORY_ENV}={env!r} must be a positive number of bytes (e.g. 8e9); unset it for "
+                          "half the available memory")
+    return int(value)
 
 
 def plain_result(result):

@@ -140,28 +140,35 @@ def run_options(cfg):
                       hooks=hooks)
 
 
-def make_build(config: ml_collections.ConfigDict, num_classes: int):
-    """The study's ``build(structure) -> Setup``: the config with the structural values set."""
-    from dlcore.cli._build import build_recipe, validate_run_config
-    from dlcore.sweep import Setup
+class ConfigBuild:
+    """The study's ``build(structure) -> Setup``: the config with the structural values set; one
+    :class:`dlcore.sweep.Setup` per structure, built once (``built`` holds them)."""
 
-    base = config.copy_and_resolve_references()
-    if "sweep" in base:
-        del base["sweep"]
-    cache: dict = {}
+    def __init__(self, config: ml_collections.ConfigDict, num_classes: int):
+        self.base = config.copy_and_resolve_references()
+        if "sweep" in self.base:
+            del self.base["sweep"]
+        self.num_classes = num_classes
+        self.built: dict = {}
 
-    def build(structure):
+    def __call__(self, structure):
+        from dlcore.cli._build import build_recipe, validate_run_config
+        from dlcore.sweep import Setup
+
         key = repr(sorted(structure.items()))
-        if key not in cache:  # one recipe per structure: the same object for every stage
-            cfg = base.copy_and_resolve_references()
+        if key not in self.built:  # one recipe per structure: the same object for every stage
+            cfg = self.base.copy_and_resolve_references()
             for path, value in structure.items():
                 _set_path(cfg, path, value, f"sweep.axes ({path})")
             validate_run_config(cfg)
-            cache[key] = Setup(build_recipe(cfg, num_classes), run_options(cfg),
-                               {k: float(v) for k, v in cfg.hparams.items()})
-        return cache[key]
+            self.built[key] = Setup(build_recipe(cfg, self.num_classes), run_options(cfg),
+                                    {k: float(v) for k, v in cfg.hparams.items()})
+        return self.built[key]
 
-    return build
+
+def make_build(config: ml_collections.ConfigDict, num_classes: int) -> ConfigBuild:
+    """The study's ``build(structure) -> Setup`` (see :class:`ConfigBuild`)."""
+    return ConfigBuild(config, num_classes)
 
 
 def plain_spec(seeds) -> dict:

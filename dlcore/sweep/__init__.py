@@ -24,9 +24,11 @@ from dlcore.sweep._study import (
     Setup,
     StudyResult,
     check_selection,
+    default_memory_budget,
     first_stage_points,
     plan_chunks,
     run_study,
+    runs_in_memory,
     study_history,
     study_rows,
 )

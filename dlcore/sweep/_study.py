@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -199,6 +200,52 @@ class _Group:
         return self.loops[size]
 
 
+def runs_in_memory(setup: Setup, data: Dataset, budget: int, num_devices: int = 1, structure=None) -> int:
+    """How many runs of ``setup`` fit in ``budget`` bytes at once (a multiple of ``num_devices``
+    where possible); a :class:`ConfigError` when not even one does (checked before any work).
+
+    >>> from dlcore.data import from_arrays
+    >>> from dlcore.nn import MLP
+    >>> from dlcore.optim import optimizer_fn
+    >>> x = np.zeros((100, 40), np.float32)
+    >>> data = from_arrays(x, np.arange(100) % 10, x[:10], np.arange(10) % 10, val_fraction=0.1)
+    >>> s = Setup(Recipe(MLP(widths=(100, 100)), optimizer_fn("adam")), RunOptions(num_steps=100, batch_size=100),
+    ...           {"learning_rate": 1e-2})
+    >>> runs_in_memory(s, data, 2**30, 2)
+    1084
+    """
+    o = setup.options
+    abstract = jax.eval_shape(lambda: init_state(setup.recipe, 0, setup.hparams, data.x_train[:1]))
+    state = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree.leaves(abstract))
+    # The state, its donated copy, gradients and optimizer temporaries; the per-step metrics of a
+    # chunk; the activations of a step (forward and backward) from the batch's input size.
+    x_row = int(np.prod(data.x_train.shape[1:])) * data.x_train.dtype.itemsize
+    per_run = 4 * state + 8 * 4 * o.chunk_size + 16 * o.batch_size * x_row
+    fit = int(budget // per_run)
+    if fit < 1:
+        raise ConfigError(
+            f"one run of {_describe(structure or {}) or 'this experiment '}needs about {per_run / 2**30:.2f} GiB, "
+            f"more than the {budget / 2**30:.2f} GiB available; use a smaller model or batch "
+            "(or give a larger memory budget)")
+    return fit if fit < num_devices else fit // num_devices * num_devices
+
+
+def default_memory_budget(devices) -> int:
+    """Bytes a study may use for the runs it trains at once by default: half the host's available
+    memory (CPU) or 80% of the accelerators' memory limit."""
+    dev = devices[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(0.8 * stats["bytes_limit"] * len(devices))
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return avail // 2
+
+
 def _select(scores: np.ndarray, points: Sequence[dict], sel: Selection) -> list[int]:
     s = np.where(np.isfinite(scores), scores, -np.inf if sel.higher_is_better else np.inf)
     groups: dict[tuple, list[int]] = {}
@@ -241,6 +288,7 @@ def run_study(
     callbacks: Sequence = (),
     checkpoint: CheckpointPlan | None = None,
     keep_opt_state: bool = False,
+    memory_budget: int | None = None,
 ) -> StudyResult:
     """Run a study: search ``space`` with ``strategy``, every point for every seed.
 
@@ -267,6 +315,9 @@ def run_study(
         the same stages (the plan records them and checks the replay).
       keep_states: return every run's final state (host arrays, no optimizer state); when False,
         only the chosen points' states are returned.
+      memory_budget: bytes the runs trained at once may use (default: :func:`default_memory_budget`);
+        a structure whose runs do not fit is split into chunks (as with ``max_parallel``), and one
+        whose single run does not fit is refused before any work.
       keep_opt_state: keep the optimizer state in the returned states too (to replay a diverged
         step, :func:`dlcore.diagnostics.find_nan_op`).
     Returns:
@@ -299,6 +350,9 @@ def run_study(
     devices = list(devices if devices is not None else jax.devices())
     S = len(seeds)
     label = progress if isinstance(progress, str) else "study"
+    budget = int(memory_budget) if memory_budget is not None else default_memory_budget(devices)
+    if budget <= 0:
+        raise ConfigError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
 
     groups: dict[tuple, _Group] = {}
 
@@ -330,7 +384,9 @@ def run_study(
             st = g.setup
             runs = [(j, s) for j in js for s in seeds]  # point-major: point j's seeds are adjacent
             R = len(runs)
-            size, n_chunks = plan_chunks(R, max_parallel, len(devices))
+            # Runs that do not fit in memory together are split into chunks (same randomness per run).
+            limit = runs_in_memory(g.setup, data, budget, len(devices), g.structure)
+            size, n_chunks = plan_chunks(R, min(max_parallel or R, limit), len(devices))
             # A later stage reuses a program already compiled for this structure when padding to its
             # batch size wastes at most half of it (compiling costs more than a few padded rows).
             reuse = [z for z in g.loops if size <= z <= 2 * size and (not max_parallel or z <= max_parallel)]

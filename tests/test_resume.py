@@ -114,6 +114,21 @@ def _wait_for(pred, proc, timeout):
         time.sleep(0.05)
 
 
+def _kill_when(argv, env, pred, timeout):
+    """Start ``dlcore *argv``, SIGKILL it from outside once ``pred()`` holds; its return code."""
+    a = subprocess.Popen([DLCORE, *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    try:
+        _wait_for(pred, a, timeout=timeout)
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=30)
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait(timeout=30)
+    return a.returncode
+
+
 def test_cli_killed_mid_write_then_resumed_equals_uninterrupted(tmp_path):
     out = tmp_path / "runs"
     argv = ["run", "tiny", "--seeds", "2", "--out", str(out), "--no-progress", "--no-tensorboard",
@@ -121,17 +136,9 @@ def test_cli_killed_mid_write_then_resumed_equals_uninterrupted(tmp_path):
 
     # SIGKILL from outside after the first checkpoint (20), while the last one (60) is being
     # written: (test hook) the writer stalls with every file of step 60 written, not yet committed.
-    a = subprocess.Popen([DLCORE, *argv], env=_env(tmp_path, **{TEST_FAULT_ENV: "pause-in-commit:60"}),
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_for(lambda: bool(list(out.glob("tiny/*/checkpoints/60.orbax-checkpoint-tmp*/meta"))), a, timeout=200)
-        a.send_signal(signal.SIGKILL)
-        a.wait(timeout=30)
-    finally:
-        if a.poll() is None:
-            a.kill()
-            a.wait(timeout=30)
-    assert a.returncode == -signal.SIGKILL
+    rc = _kill_when(argv, _env(tmp_path, **{TEST_FAULT_ENV: "pause-in-commit:60"}),
+                    lambda: bool(list(out.glob("tiny/*/checkpoints/60.orbax-checkpoint-tmp*/meta"))), timeout=200)
+    assert rc == -signal.SIGKILL
     (run_dir,) = out.glob("tiny/*")
     assert not (run_dir / "manifest.json").exists()
     names = set(os.listdir(run_dir / "checkpoints"))
@@ -294,16 +301,8 @@ def _outputs(run_dir):
 def _killed_study(tmp_path, exp, out, env, step=10):
     """Start the study, SIGKILL it while the second unit trains (after its checkpoint at ``step``)."""
     argv = ["run", str(exp), "--out", str(out), "--no-progress", "--no-tensorboard", "--checkpoint-every", "10"]
-    a = subprocess.Popen([DLCORE, *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
-    try:
-        _wait_for(lambda: bool(list(out.glob(f"s42/*/checkpoints/unit0001/{step}"))), a, timeout=300)
-        a.send_signal(signal.SIGKILL)
-        a.wait(timeout=30)
-    finally:
-        if a.poll() is None:
-            a.kill()
-            a.wait(timeout=30)
+    assert _kill_when(argv, env, lambda: bool(list(out.glob(f"s42/*/checkpoints/unit0001/{step}"))),
+                      timeout=300) == -signal.SIGKILL
     (run_dir,) = out.glob("s42/*")
     assert not (run_dir / "manifest.json").exists()
     assert C.checkpoint_steps(run_dir / "checkpoints" / "unit0000")[-1] == 40  # the first unit had finished

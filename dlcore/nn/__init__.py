@@ -109,6 +109,7 @@ from dlcore.nn._gnn import (  # noqa: E402
     MessagePassing,
     batch_graphs,
     fit_gnn,
+    index_error,
     karate_club,
     make_gnn_step,
     make_graph,

@@ -11,7 +11,8 @@ summed, so each member's gradient is its own). Member ids are *seeds*: member ``
 exactly as a standalone run of seed ``s = member_ids[m]`` does (``dlcore.train.init_state(recipe,
 seed=s, ...)``: keys ``dlcore.random.stream_key(root_key(s), "params")`` and ``"dropout"``), so its
 initial parameters are bit-identical to that run's, whatever key the ensemble itself is initialized
-with. Its dropout masks in training come from ``fold_in(key, s)`` of the ensemble's ``dropout`` key
+with (so a seed sweep over one ensemble varies its data order and dropout, not its members: give each
+run its own ``member_ids`` to vary those). Its dropout masks in training come from ``fold_in(key, s)`` of the ensemble's ``dropout`` key
 (a lone run's masks depend on its step, which a module does not see). Identical ids give identical
 members (bit for bit among themselves; outputs equal to the lone model up to ~1e-7, as a vmapped
 matmul may round differently).

@@ -145,6 +145,33 @@ def test_maxout_with_a_zero_piece_is_relu(key):
     np.testing.assert_allclose(m.apply({"params": p}, x), np.maximum(dense, 0), rtol=1e-5, atol=1e-6)
 
 
+def test_maxout_by_name(key):
+    """'maxout' is in the registry: Activation, NormAct and MLP take it by name (k = 2 pieces, D → D)."""
+    from dlcore.nn import PARAMETRIC_ACTIVATIONS, NormAct
+    from dlcore.nn._activations import check_activation
+
+    assert "maxout" in PARAMETRIC_ACTIVATIONS
+    check_activation("maxout")
+    x = jax.random.normal(key, (5, 3))
+    m = Activation("maxout")
+    v = m.init(key, x)
+    w, b = v["params"]["maxout"]["pieces"]["kernel"], v["params"]["maxout"]["pieces"]["bias"]
+    assert w.shape == (3, 6)
+    pieces = (np.asarray(x) @ np.asarray(w) + np.asarray(b)).reshape(5, 3, 2)
+    np.testing.assert_allclose(m.apply(v, x), pieces.max(-1), rtol=1e-5, atol=1e-6)
+    # in a norm/activation block and in an MLP (each hidden layer gets its own pieces)
+    na = NormAct("layer", "maxout")
+    assert na.apply(na.init(key, x, train=False), x, train=False).shape == (5, 3)
+    mlp = MLP(widths=(4, 4), num_outputs=2, activation="maxout")
+    vm = mlp.init(key, x, train=False)
+    assert vm["params"]["act_0"]["maxout"]["pieces"]["kernel"].shape == (4, 8)
+    assert mlp.apply(vm, x, train=False).shape == (5, 2)
+    with pytest.raises(ConfigError, match="'maxout' has learned parameters; use the module"):
+        get_activation("maxout")
+    with pytest.raises(ConfigError, match=r"unknown activation 'max_out'; valid choices: .*maxout"):
+        Activation("max_out").init(key, x)
+
+
 def test_maxout_bad_config(key):
     with pytest.raises(ConfigError, match="num_pieces"):
         Maxout(features=2, num_pieces=0).init(key, jnp.ones((1, 3)))

@@ -152,6 +152,38 @@ def test_edges_outside_node_set_raise():
         validate_graph(cross)
 
 
+def test_bad_edges_caught_on_host_in_batch_and_pad():
+    g = make_graph([0, 1], [1, 2], num_nodes=3)
+    bad = g._replace(receivers=jnp.array([1, 5], jnp.int32))  # node 5 of a 3-node graph
+    # batch_graphs names the input graph, the edge, the index and the node count (before offsetting)
+    with pytest.raises(ShapeError, match=r"graph 1 of 2: edge 1 has receiver 5 outside the node set \[0, 3\)"):
+        batch_graphs([g, bad])
+    with pytest.raises(ShapeError, match=r"pad_graphs: edge 1 has receiver 5 outside the node set \[0, 3\)"):
+        pad_graphs(bad, 6, 4, 3)
+    # tracing them would skip the check: refused with the fix
+    with pytest.raises(ShapeError, match="on the host"):
+        jax.jit(lambda s: pad_graphs(g._replace(senders=s), 6, 4, 3))(g.senders)
+
+
+def test_bad_edges_under_jit_give_nan_not_wrong_numbers():
+    """Under jit indices are traced: XLA clamped the gather and dropped the scatter, silently."""
+    g = pad_graphs(batch_graphs([make_graph([0, 1], [1, 2], num_nodes=3)] * 2), 8, 6, 3)
+    for task in ("node", "graph"):
+        model = GraphNetwork(latent_size=4, num_steps=1, num_outputs=2, task=task)
+        params = model.init(jax.random.PRNGKey(0), g)
+        apply = jax.jit(model.apply)
+        assert np.isfinite(np.asarray(apply(params, g))).all()
+        for bad in (g._replace(receivers=g.receivers.at[1].set(8)),  # outside [0, 8)
+                    g._replace(senders=g.senders.at[0].set(-1)),
+                    g._replace(senders=g.senders.at[0].set(4))):  # into the other graph
+            out = np.asarray(apply(params, bad))
+            assert np.isnan(out).all(), (task, out)
+        with pytest.raises(ShapeError):  # eagerly the same graph raises
+            model.apply(params, bad)
+    # a padding edge (masked) is not an error
+    assert np.isfinite(np.asarray(jax.jit(model.apply)(params, g))).all()
+
+
 def test_bad_graph_shapes_and_config_raise():
     g = make_graph([0], [1], num_nodes=2)
     with pytest.raises(ShapeError, match="2-D"):

@@ -239,6 +239,22 @@ def test_param_shape_mismatch_on_apply_is_clear(key):
         m.apply(v, jnp.ones((1, 8, 8, 3)), train=False)
 
 
+@pytest.mark.parametrize(
+    "model, side",
+    [(LeNet5(), 32), (AlexNet(), 67), (VGG(depth=11), 32), (SimpleCNN(channels=(4,)), 8), (ResNet(depth=18), 32),
+     (FCN(widths=(4, 8)), 8), (UNet(depth=2), 16), (ConvNeXt(depths=(1, 1), dims=(4, 8)), 8)],
+    ids=lambda m: type(m).__name__ if not isinstance(m, int) else str(m),
+)
+def test_channel_mismatch_caught_without_in_channels(model, side):
+    """No in_channels given: the count seen at init is checked on apply (it was flax's cryptic
+    ScopeParamShapeError, or for a first layer that broadcasts, no error at all)."""
+    shape = lambda c: jax.ShapeDtypeStruct((1, side, side, c), jnp.float32)  # noqa: E731
+    v = jax.eval_shape(lambda k, x: model.init(k, x, train=False), rbg(), shape(1))
+    jax.eval_shape(lambda v, x: model.apply(v, x, train=False), v, shape(1))  # the same channels: fine
+    with pytest.raises(ShapeError, match=r"initialized with 1-channel inputs but the input has 3 channels"):
+        jax.eval_shape(lambda v, x: model.apply(v, x, train=False), v, shape(3))
+
+
 # ---- learning ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

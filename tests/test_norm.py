@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlcore.errors import ConfigError
+from dlcore.errors import ConfigError, ShapeError
 from dlcore.nn import Norm, NormAct, batch_stats, bn_running_update
 
 EPS = 1e-5
@@ -56,6 +56,68 @@ def test_batch_norm_running_average_follows_the_formula(batches, key):
     # bn_running_update is the same formula
     np.testing.assert_allclose(bn_running_update(jnp.zeros(5), batch_stats(x1)[0], beta_m),
                                (1 - beta_m) * np.asarray(x1).mean(0), rtol=1e-5, atol=1e-6)
+
+
+class _TorchBatchNorm1d:
+    """torch.nn.BatchNorm1d's documented semantics, by hand in NumPy (momentum m: new = (1-m)·old + m·stat;
+    normalize with the biased batch variance; the running variance takes the unbiased one)."""
+
+    def __init__(self, c, momentum=0.1, eps=EPS):
+        self.m, self.eps = momentum, eps
+        self.running_mean, self.running_var = np.zeros(c), np.ones(c)
+
+    def train_step(self, x):
+        mean, var = x.mean(0), x.var(0)
+        n = x.shape[0]
+        self.running_mean = (1 - self.m) * self.running_mean + self.m * mean
+        self.running_var = (1 - self.m) * self.running_var + self.m * var * n / (n - 1)
+        return (x - mean) / np.sqrt(var + self.eps)
+
+    def eval(self, x):
+        return (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_batch_norm_unbiased_running_variance_matches_torch_convention(key, jit):
+    """bn_unbiased_var=True: Var_running ← β_m·Var_running + (1−β_m)·σ²_B·n/(n−1), as PyTorch."""
+    xs = [np.asarray(jax.random.normal(jax.random.fold_in(key, i), (16, 4)) * 2.0 + 1.0, np.float64)
+          for i in range(3)]
+    ref = _TorchBatchNorm1d(4, momentum=0.1)
+    m = Norm("batch", bn_momentum=0.9, epsilon=EPS, bn_unbiased_var=True)
+    biased = Norm("batch", bn_momentum=0.9, epsilon=EPS)
+    v = vb = m.init(key, jnp.asarray(xs[0], jnp.float32), train=False)
+    step = lambda mod: (lambda v, x: mod.apply(v, x, train=True, mutable=["batch_stats"]))  # noqa: E731
+    step_m, step_b = (jax.jit(step(m)), jax.jit(step(biased))) if jit else (step(m), step(biased))
+    var = np.ones(4)
+    for x in xs:
+        y, upd = step_m(v, jnp.asarray(x, jnp.float32))
+        v = {"params": v["params"], **upd}
+        vb = {"params": vb["params"], **step_b(vb, jnp.asarray(x, jnp.float32))[1]}
+        # training output still normalizes with the biased batch variance
+        np.testing.assert_allclose(y, ref.train_step(x), rtol=1e-4, atol=1e-4)
+        var = 0.9 * var + 0.1 * x.var(0, ddof=1)  # the formula
+        np.testing.assert_allclose(v["batch_stats"]["bn"]["var"], var, rtol=1e-5)
+        np.testing.assert_allclose(v["batch_stats"]["bn"]["var"], ref.running_var, rtol=1e-5)
+        np.testing.assert_allclose(v["batch_stats"]["bn"]["mean"], ref.running_mean, rtol=1e-5, atol=1e-6)
+    x_test = np.asarray(jax.random.normal(jax.random.fold_in(key, 9), (8, 4)), np.float64)
+    np.testing.assert_allclose(m.apply(v, jnp.asarray(x_test, jnp.float32), train=False), ref.eval(x_test),
+                               rtol=1e-4, atol=1e-4)
+    # the default (flax) convention gives visibly different evaluation outputs at batch 16
+    diff = np.abs(np.asarray(biased.apply(vb, jnp.asarray(x_test, jnp.float32), train=False)) - ref.eval(x_test))
+    assert diff.max() > 1e-2
+
+
+def test_batch_norm_unbiased_counts_spatial_positions(key):
+    """On images n = B·H·W values per channel."""
+    x = jax.random.normal(key, (3, 4, 5, 2)) * 2.0
+    m = NormAct("batch", "relu", bn_momentum=0.5, bn_unbiased_var=True)
+    v = m.init(key, x, train=False)
+    _, upd = m.apply(v, x, train=True, mutable=["batch_stats"])
+    xn = np.asarray(x, np.float64).reshape(-1, 2)
+    np.testing.assert_allclose(upd["batch_stats"]["norm"]["bn"]["var"], 0.5 + 0.5 * xn.var(0, ddof=1), rtol=1e-5)
+    with pytest.raises(ShapeError, match="at least 2 values"):
+        Norm("batch", bn_unbiased_var=True).apply(
+            Norm("batch").init(key, x[:1, :1, :1], train=False), x[:1, :1, :1], train=True, mutable=["batch_stats"])
 
 
 def test_batch_norm_eval_uses_running_averages(batches, key):

@@ -1,6 +1,7 @@
 """Plots: files written with the expected panels; the CI band is the t interval."""
 
 import numpy as np
+import pytest
 import scipy.stats
 
 from dlcore.plots import plot_confusion_matrix, plot_examples, plot_histograms, plot_layer_stats, plot_learning_curves, smooth
@@ -46,6 +47,19 @@ def test_learning_curves(tmp_path):
     assert "3 seeds" in fig._suptitle.get_text()
     plot_learning_curves(h, str(tmp_path / "c.png"))
     _png(tmp_path / "c.png")
+
+
+@pytest.mark.parametrize("num_seeds", [2, 8])
+def test_learning_curve_title_counts_seeds_not_evaluations(num_seeds):
+    """eval_step comes first in a fit history and has 12 entries: the title must count the seeds."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(num_seeds)
+    h = {"eval_step": np.arange(1, 13) * 10, "train/loss": rng.random((num_seeds, 120)) + 1,
+         "val/loss": rng.random((num_seeds, 12)) + 1}
+    fig = plot_learning_curves(h, title="t")
+    assert f"over {num_seeds} seeds" in fig._suptitle.get_text(), fig._suptitle.get_text()
+    plt.close(fig)
 
 
 def test_diagnostic_plots(tmp_path):

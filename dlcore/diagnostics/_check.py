@@ -10,6 +10,7 @@ wired to dropout/batch norm.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import NamedTuple
@@ -21,6 +22,7 @@ import numpy as np
 from dlcore.data import Dataset
 from dlcore.losses import mean_loss
 from dlcore.manifest import params_sha256
+from dlcore.nn import deterministic
 from dlcore.train import Recipe, fit, init_state, make_train_step
 
 # Regularizers are switched off for the overfitting checks (the lectures: overfit *without* them).
@@ -65,14 +67,16 @@ def _looks_like_probabilities(out) -> bool:
     return bool(out.ndim == 2 and out.min() >= 0 and out.max() <= 1 and np.allclose(out.sum(-1), 1, atol=1e-3))
 
 
-def _train_on(recipe, state, batch, steps):
+def _train_on(recipe, state, batch, steps, no_stochastic_layers=False):
     step = jax.jit(make_train_step(recipe))
 
     @jax.jit
     def many(s):
         return jax.lax.scan(lambda s, _: step(s, batch), s, None, length=steps)
 
-    s, m = many(state)
+    # Traced (and so intercepted) here, on the first call of a fresh jitted function.
+    with deterministic() if no_stochastic_layers else contextlib.nullcontext():
+        s, m = many(state)
     return s, np.asarray(m["loss"])
 
 
@@ -133,14 +137,16 @@ def check_recipe(
         _SOFTMAX_HINT if probs_out else
         "output layer initialised too large, labels outside [0, C), or a loss that is not mean cross-entropy"))
 
-    # 3-4. Overfit one example, then one batch, without regularization.
+    # 3-4. Overfit one example, then one batch, without regularization: regularizer hyperparameters
+    # zeroed, and every stochastic layer (dropout fixed inside the model too) switched off through
+    # its deterministic mode; batch norm keeps training mode.
     plain_hp = {k: (0.0 if k in _REGULARIZERS else v) for k, v in hparams.items()}
     plain = init_state(recipe, seed, plain_hp, x1)
     overfit_hint = (_SOFTMAX_HINT if probs_out else
                     "too low a learning rate, a bug in the loss/labels, or a model too small to memorise")
     for name, b, target in (("overfit one example", {k: v[:1] for k, v in batch.items()}, 0.05),
                             ("overfit one batch", batch, 0.1)):
-        _, losses = _train_on(recipe, plain, b, overfit_steps)
+        _, losses = _train_on(recipe, plain, b, overfit_steps, no_stochastic_layers=True)
         final = float(np.mean(losses[-5:]))
         results.append(CheckResult(name, final < target, f"loss {losses[0]:.3f} -> {final:.4f} in {overfit_steps} steps "
                                    f"(target < {target})", overfit_hint))

@@ -227,7 +227,7 @@ class ConvNeXt(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "ConvNeXt")
+        check_input(x, 4, self.in_channels, "ConvNeXt", module=self, first_layer="stem")
         if len(self.depths) != len(self.dims):
             raise ConfigError(f"ConvNeXt: {len(self.depths)} depths but {len(self.dims)} dims")
         check_positive("ConvNeXt", depths=tuple(self.depths), dims=tuple(self.dims), patch_size=self.patch_size)

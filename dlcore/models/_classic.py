@@ -43,7 +43,8 @@ class LeNet5(nn.Module):
       first_padding: zero padding of C1 (2 lets 28×28 MNIST in, as 32×32).
       activation: ``"tanh"`` (the original; ``"relu"`` is the modern choice).
       pooling: ``"avg"`` (the original subsampling) or ``"max"``.
-      in_channels: checked against the input when given.
+      in_channels: checked against the input when given; otherwise the channel count the model was
+        initialized with is checked on every apply.
 
     >>> import jax, jax.numpy as jnp
     >>> m = LeNet5()
@@ -64,7 +65,7 @@ class LeNet5(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "LeNet5")
+        check_input(x, 4, self.in_channels, "LeNet5", module=self, first_layer="c1")
         check_positive("LeNet5", channels=tuple(self.channels), hidden=self.hidden, num_classes=self.num_classes)
         if len(self.channels) != 3:
             raise ConfigError(f"LeNet5 takes 3 conv widths (C1, C3, C5), got {self.channels!r}")
@@ -120,7 +121,7 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "AlexNet")
+        check_input(x, 4, self.in_channels, "AlexNet", module=self, first_layer="conv1")
         check_block_config(self.norm, self.activation)
         if len(self.channels) != 5 or len(self.groups) != 5:
             raise ConfigError(f"AlexNet takes 5 conv widths and 5 group counts, got {self.channels!r}, {self.groups!r}")
@@ -187,7 +188,7 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "VGG")
+        check_input(x, 4, self.in_channels, "VGG", module=self, first_layer="stage1_conv1")
         check_block_config(self.norm, self.activation)
         if self.stage_sizes is None and self.depth not in VGG_CONFIGS:
             raise unknown_name("VGG depth", str(self.depth), [str(d) for d in VGG_CONFIGS])
@@ -244,7 +245,7 @@ class SimpleCNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "SimpleCNN")
+        check_input(x, 4, self.in_channels, "SimpleCNN", module=self, first_layer="block0")
         check_block_config(self.norm, self.activation)
         check_positive("SimpleCNN", channels=tuple(self.channels) or (1,), num_classes=self.num_classes)
         pools = len(self.channels) // self.pool_every if self.pool_every else 0

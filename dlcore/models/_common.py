@@ -15,8 +15,24 @@ from dlcore.nn._init import InitSpec, init_kwargs
 from dlcore.nn._norm import Norm, check_norm
 
 
-def check_input(x: jax.Array, rank: int, in_channels: int | None, what: str) -> None:
-    """Fail early (at init/trace time) on a wrong input rank or channel count."""
+def _initialized_channels(module: nn.Module, first_layer: str) -> int | None:
+    """The input channels ``module`` was initialized with: the in-dim of its first conv's kernel."""
+    if module.scope is None or module.is_initializing():
+        return None
+    sub = module.variables.get("params", {}).get(first_layer)
+    kernels = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(sub)[0]
+               if getattr(path[-1], "key", None) == "kernel" and getattr(leaf, "ndim", 0) >= 3]
+    # a first layer is an ordinary conv (no groups): kernel [..spatial.., C_in, C_out]
+    return int(kernels[0].shape[-2]) if len(kernels) == 1 else None
+
+
+def check_input(x: jax.Array, rank: int, in_channels: int | None, what: str, *,
+                module: nn.Module | None = None, first_layer: str | None = None) -> None:
+    """Fail early (at init/trace time) on a wrong input rank or channel count.
+
+    Without ``in_channels`` the count is inferred from the input at init: on apply, the in-dim of
+    the first conv's kernel (``module``'s parameters under ``first_layer``) must match the input.
+    """
     layout = {4: "[B, H, W, C] (NHWC)", 3: "[B, L, C] (NWC)"}[rank]
     if x.ndim != rank:
         hint = " add a channel axis with x[..., None]" if x.ndim == rank - 1 else ""
@@ -26,6 +42,14 @@ def check_input(x: jax.Array, rank: int, in_channels: int | None, what: str) -> 
             f"{what} was built for in_channels={in_channels} but the input has {x.shape[-1]} channels "
             f"(shape {tuple(x.shape)}); pass in_channels={x.shape[-1]} or convert the input"
         )
+    if in_channels is None and module is not None and first_layer is not None:
+        c = _initialized_channels(module, first_layer)
+        if c is not None and x.shape[-1] != c:
+            raise ShapeError(
+                f"{what} was initialized with {c}-channel inputs but the input has {x.shape[-1]} channels "
+                f"(shape {tuple(x.shape)}); convert the input to {c} channels, or initialize a new model "
+                f"on {x.shape[-1]}-channel inputs"
+            )
 
 
 def check_min_size(x: jax.Array, min_size: int, what: str, why: str) -> None:

@@ -157,7 +157,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         what = "ResNet" if self.residual else "plain ResNet"
-        check_input(x, 4, self.in_channels, what)
+        check_input(x, 4, self.in_channels, what, module=self, first_layer="stem")
         check_block_config(self.norm, self.activation)
         if self.stem not in STEMS:
             raise unknown_name("ResNet stem", self.stem, STEMS)

@@ -47,7 +47,7 @@ class FCN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "FCN")
+        check_input(x, 4, self.in_channels, "FCN", module=self, first_layer="stage1_conv1")
         check_block_config(self.norm, self.activation)
         check_positive("FCN", widths=tuple(self.widths), convs_per_stage=self.convs_per_stage,
                        head_width=self.head_width, num_classes=self.num_classes)
@@ -164,7 +164,7 @@ class UNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        check_input(x, 4, self.in_channels, "UNet")
+        check_input(x, 4, self.in_channels, "UNet", module=self, first_layer="down1_conv1")
         check_block_config(self.norm, self.activation)
         check_positive("UNet", features=self.features, depth=self.depth, num_classes=self.num_classes)
         for side in x.shape[1:3]:

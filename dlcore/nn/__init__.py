@@ -88,6 +88,7 @@ from dlcore.nn._init import (  # noqa: E402
 )
 from dlcore.nn._norm import NORM_NAMES, POSITIONS, Norm, NormAct, batch_stats, bn_running_update  # noqa: E402
 from dlcore.nn._regularization import DropConnectDense, drop_connect, plain_dropout, weight_scaling_rule  # noqa: E402
+from dlcore.nn._deterministic import STOCHASTIC_LAYERS, deterministic  # noqa: E402
 from dlcore.nn._transfer import (  # noqa: E402
     Group,
     fine_tune_fn,
@@ -109,6 +110,7 @@ from dlcore.nn._gnn import (  # noqa: E402
     MessagePassing,
     batch_graphs,
     fit_gnn,
+    index_error,
     karate_club,
     make_gnn_step,
     make_graph,

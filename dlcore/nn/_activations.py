@@ -125,8 +125,10 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 """Parameter-free activations by name. Parametric ones (``prelu``, ``maxout``) are modules."""
 
-PARAMETRIC_ACTIVATIONS = ("prelu",)
-"""Names :class:`Activation` accepts in addition to :data:`ACTIVATIONS` (they have parameters)."""
+PARAMETRIC_ACTIVATIONS = ("prelu", "maxout")
+"""Names :class:`Activation` accepts in addition to :data:`ACTIVATIONS` (they have parameters):
+``"prelu"`` is :class:`PReLU` (one α), ``"maxout"`` is :class:`Maxout` with as many output features
+as inputs and ``k = 2`` pieces (so it can stand wherever a shape-preserving nonlinearity goes)."""
 
 
 def get_activation(name: str | Callable, **kwargs) -> Callable[[jax.Array], jax.Array]:
@@ -148,7 +150,7 @@ def get_activation(name: str | Callable, **kwargs) -> Callable[[jax.Array], jax.
     if name in PARAMETRIC_ACTIVATIONS:
         raise ConfigError(
             f"activation {name!r} has learned parameters; use the module dlcore.nn.Activation({name!r}) "
-            "(or dlcore.nn.PReLU) inside a Linen module instead of get_activation"
+            "(or dlcore.nn.PReLU / dlcore.nn.Maxout) inside a Linen module instead of get_activation"
         )
     try:
         fn = ACTIVATIONS[name]
@@ -216,16 +218,20 @@ class Maxout(nn.Module):
 
 
 class Activation(nn.Module):
-    """An activation by name as a module, so configs can also name parametric ones (``prelu``).
+    """An activation by name as a module, so configs can also name parametric ones (``prelu``, ``maxout``).
 
     Attributes:
-      name_or_fn: a key of :data:`ACTIVATIONS`, ``"prelu"``, or a callable.
+      name_or_fn: a key of :data:`ACTIVATIONS`, a name in :data:`PARAMETRIC_ACTIVATIONS`, or a callable.
+
+    ``"maxout"`` is ``Maxout(features=D, num_pieces=2)`` on the last axis ``D`` (shape-preserving).
 
     >>> import jax
     >>> m = Activation("prelu")
     >>> v = m.init(jax.random.PRNGKey(0), jnp.ones((1, 2)))
     >>> list(v["params"]["prelu"])
     ['alpha']
+    >>> Activation("maxout").init(jax.random.PRNGKey(0), jnp.ones((1, 3)))["params"]["maxout"]["pieces"]["kernel"].shape
+    (3, 6)
     """
 
     name_or_fn: str | Callable = "relu"
@@ -234,6 +240,8 @@ class Activation(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         if isinstance(self.name_or_fn, str) and self.name_or_fn == "prelu":
             return PReLU(name="prelu")(x)
+        if isinstance(self.name_or_fn, str) and self.name_or_fn == "maxout":
+            return Maxout(features=x.shape[-1], num_pieces=2, name="maxout")(x)
         return get_activation(self.name_or_fn)(x)
 
 

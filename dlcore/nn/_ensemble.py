@@ -7,9 +7,15 @@ vote; in theory bootstrap samples — in practice all the data."
 
 :class:`Ensemble` holds ``M`` members' parameters (and batch-norm statistics) stacked on a leading
 axis and runs them with ``jax.vmap``: one compiled program, members independent (their losses are
-summed, so each member's gradient is its own). Member ``m`` draws its initial parameters and its
-dropout masks from ``fold_in(key, member_ids[m])``: identical ids give identical members (bit for
-bit among themselves; equal to the lone model up to ~1e-7, as a vmapped matmul may round differently).
+summed, so each member's gradient is its own). Member ids are *seeds*: member ``m`` initializes
+exactly as a standalone run of seed ``s = member_ids[m]`` does (``dlcore.train.init_state(recipe,
+seed=s, ...)``: keys ``dlcore.random.stream_key(root_key(s), "params")`` and ``"dropout"``), so its
+initial parameters are bit-identical to that run's, whatever key the ensemble itself is initialized
+with (so a seed sweep over one ensemble varies its data order and dropout, not its members: give each
+run its own ``member_ids`` to vary those). Its dropout masks in training come from ``fold_in(key, s)`` of the ensemble's ``dropout`` key
+(a lone run's masks depend on its step, which a module does not see). Identical ids give identical
+members (bit for bit among themselves; outputs equal to the lone model up to ~1e-7, as a vmapped
+matmul may round differently).
 
 Bagging without copying data: member ``m``'s bootstrap resample (``n`` draws with replacement) is
 stored as a multiplicity ``c_{m,i}`` per example, and member ``m``'s loss weights example ``i`` by
@@ -29,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlcore import random as drandom
 from dlcore.errors import ConfigError, ShapeError, unknown_name
 
 COMBINE = ("mean", "vote")
@@ -40,8 +47,9 @@ class Ensemble(nn.Module):
     Attributes:
       model: any Linen module called as ``model(x, train=...)``.
       num_members: ``M`` (ignored when ``member_ids`` is given).
-      member_ids: integers folded into the ``params``/``dropout`` keys, one per member (default
-        ``0..M-1``). Repeating an id repeats a member exactly.
+      member_ids: one seed per member (default ``0..M-1``): member ``m`` starts from the parameters
+        ``init_state(..., seed=member_ids[m])`` gives the lone model. Repeating an id repeats a
+        member exactly.
 
     Call: ``ensemble.apply(variables, x, train=...)`` → member outputs ``[M, B, ...]``; combine them
     with :func:`ensemble_predict`. Parameters live in ``params["members"]`` with a leading ``M``
@@ -77,12 +85,16 @@ class Ensemble(nn.Module):
         ids = jnp.asarray(self.ids(), jnp.uint32)
         model = self.model.clone(parent=None)  # an unbound copy: we init/apply it functionally
 
-        def init_members(key):
-            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
-            return jax.vmap(lambda k: dict(model.init(k, x, train=False)))(keys)
+        def init_members():
+            # The keys of a standalone run of seed `id` (dlcore.train.init_state), not flax's make_rng.
+            def one(i):
+                keys = drandom.stream_keys(i, ("params", "dropout"))
+                return dict(model.init({"params": keys["params"], "dropout": keys["dropout"]}, x, train=False))
+
+            return jax.vmap(one)(ids)
 
         if self.is_initializing():
-            full = init_members(self.make_rng("params"))
+            full = init_members()
             params = self.param("members", lambda _: full["params"])
             cols = sorted(c for c in full if c != "params")
             state = {c: self.variable(c, "members", lambda c=c: full[c]).value for c in cols}

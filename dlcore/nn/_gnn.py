@@ -162,6 +162,42 @@ def validate_graph(graph: GraphsTuple) -> GraphsTuple:
     return graph
 
 
+def _validate_input(graph: GraphsTuple, where: str) -> None:
+    """:func:`validate_graph` on the host for a public entry point; its message prefixed with ``where``."""
+    if isinstance(graph, GraphsTuple) and (_concrete(graph.senders) is None or _concrete(graph.receivers) is None):
+        raise ShapeError(
+            f"{where}: got traced edge indices (inside jit/vmap); build and pad graphs on the host, "
+            "outside the compiled function, so their edges can be checked"
+        )
+    try:
+        validate_graph(graph)
+    except ShapeError as e:
+        raise ShapeError(f"{where}: {e}") from None
+
+
+def index_error(graph: GraphsTuple) -> jax.Array:
+    """``bool[]``, traceable: True if a real edge points outside ``[0, N)`` or outside its own graph.
+
+    The in-graph twin of :func:`validate_graph` for when indices are traced: under ``jit`` a gather
+    clamps an out-of-range index and a scatter drops it, so a bad edge would silently give wrong
+    numbers; :class:`GraphNetwork` turns its whole output into NaN instead.
+
+    >>> g = make_graph([0], [1], num_nodes=2)
+    >>> bool(index_error(g)), bool(jax.jit(index_error)(g._replace(receivers=jnp.array([2]))))
+    (False, True)
+    """
+    n = graph.num_nodes
+    snd, rcv = graph.senders, graph.receivers
+    out_of_range = (snd < 0) | (snd >= n) | (rcv < 0) | (rcv >= n)
+    node_graph = node_graph_index(graph)
+    edge_graph = jnp.repeat(jnp.arange(graph.num_graphs), graph.n_edge, total_repeat_length=graph.num_edges)
+    safe = lambda i: jnp.clip(i, 0, n - 1)  # noqa: E731
+    crosses = (node_graph[safe(snd)] != edge_graph) | (node_graph[safe(rcv)] != edge_graph)
+    # n_node/n_edge that do not add up make the graph ids above meaningless: an error too
+    counts = (jnp.sum(graph.n_node) != n) | (jnp.sum(graph.n_edge) != graph.num_edges)
+    return jnp.any(graph.edge_mask & (out_of_range | crosses)) | counts
+
+
 def make_graph(
     senders: Sequence[int] | np.ndarray,
     receivers: Sequence[int] | np.ndarray,
@@ -225,6 +261,9 @@ def batch_graphs(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
     """
     if not graphs:
         raise ConfigError("batch_graphs needs at least one graph")
+    # On the host, before anything is traced: a bad edge named in its own graph's numbering.
+    for i, g in enumerate(graphs):
+        _validate_input(g, f"batch_graphs: graph {i} of {len(graphs)}")
     offsets = np.cumsum([0] + [g.num_nodes for g in graphs[:-1]])
     return validate_graph(
         GraphsTuple(
@@ -259,6 +298,7 @@ def pad_graphs(graph: GraphsTuple, max_nodes: int, max_edges: int, max_graphs: i
     >>> g.n_node.tolist(), g.node_mask.tolist(), g.graph_mask.tolist()
     ([2, 2, 0], [True, True, False, False], [True, False, False])
     """
+    _validate_input(graph, "pad_graphs")
     n, e, g = graph.num_nodes, graph.num_edges, graph.num_graphs
     if max_nodes <= n or max_edges < e or max_graphs <= g:
         raise ConfigError(
@@ -391,7 +431,9 @@ class GraphNetwork(nn.Module):
 
     Call: ``model.apply(params, graph, train=False)`` → ``[N, num_outputs]`` (node task; padding rows
     zero) or ``[G, num_outputs]`` (graph task; the padding graph's row is zero). ``train`` is
-    accepted for the dlcore model convention and unused (no dropout/batch norm).
+    accepted for the dlcore model convention and unused (no dropout/batch norm). Edge indices are
+    checked on the host when concrete (a :class:`ShapeError`); under ``jit`` they are traced, and an
+    edge outside the node set or its graph (:func:`index_error`) makes *every* output NaN.
     """
 
     latent_size: int = 32
@@ -423,12 +465,14 @@ class GraphNetwork(nn.Module):
         )
         for step in range(self.num_steps):
             g = MessagePassing(widths, widths, self.aggregation, self.activation, name=f"step_{step}")(g)
+        # Traced indices were not checked above: a bad edge makes every output NaN, never a silent number.
+        poison = jnp.where(index_error(graph), jnp.nan, 0.0)
         if self.task == "node":
             out = nn.Dense(self.num_outputs, name="node_decoder")(g.nodes)
-            return jnp.where(graph.node_mask[:, None], out, 0.0)
+            return jnp.where(graph.node_mask[:, None], out, 0.0) + poison
         pooled = segment_aggregate(g.nodes, node_graph_index(graph), graph.num_graphs, self.readout, graph.node_mask)
         out = nn.Dense(self.num_outputs, name="graph_decoder")(act(nn.Dense(self.latent_size, name="graph_hidden")(pooled)))
-        return jnp.where(graph.graph_mask[:, None], out, 0.0)
+        return jnp.where(graph.graph_mask[:, None], out, 0.0) + poison
 
 
 # ----------------------------------------------------------------------------- data

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from dlcore.errors import ConfigError, unknown_name
-from dlcore.nn._activations import get_activation
+from dlcore.nn._activations import PARAMETRIC_ACTIVATIONS, Activation, get_activation
 from dlcore.nn._dropout import Dropout
 
 NORMS = ("none", "batch", "layer")
@@ -21,7 +21,7 @@ class MLP(nn.Module):
     Attributes:
       widths: hidden widths, e.g. ``(100, 100)``.
       num_outputs: output size (classes for a classifier; logits, no softmax).
-      activation: name (see :data:`dlcore.nn.ACTIVATIONS`) or callable.
+      activation: name (see :data:`dlcore.nn.ACTIVATIONS`, or ``"prelu"``/``"maxout"``) or callable.
       dropout_rate: float or traced scalar (vmappable in a sweep).
       norm: ``"none"``, ``"batch"`` (running averages in ``batch_stats``) or ``"layer"``.
       bn_momentum: EMA momentum of batch-norm statistics.
@@ -48,7 +48,9 @@ class MLP(nn.Module):
             raise unknown_name("norm", self.norm, NORMS)
         if any(int(w) <= 0 for w in self.widths) or self.num_outputs <= 0:
             raise ConfigError(f"MLP widths and num_outputs must be positive, got {self.widths}, {self.num_outputs}")
-        act = get_activation(self.activation)
+        # Parametric activations (prelu, maxout) are modules with their own weights per layer.
+        parametric = isinstance(self.activation, str) and self.activation in PARAMETRIC_ACTIVATIONS
+        act = None if parametric else get_activation(self.activation)
         h = x_BxD.reshape((x_BxD.shape[0], -1))
         for i, width in enumerate(self.widths):
             h = nn.Dense(int(width), name=f"dense_{i}")(h)
@@ -56,7 +58,7 @@ class MLP(nn.Module):
                 h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, name=f"bn_{i}")(h)
             elif self.norm == "layer":
                 h = nn.LayerNorm(name=f"ln_{i}")(h)
-            h = act(h)
+            h = Activation(self.activation, name=f"act_{i}")(h) if parametric else act(h)
             self.sow("intermediates", f"act_{i}", h)  # for dlcore.diagnostics (no-op unless mutable)
             h = Dropout(self.dropout_rate, name=f"dropout_{i}")(h, train)
         return nn.Dense(self.num_outputs, name="head")(h)

@@ -73,7 +73,9 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-    n = next(iter(h.values())).shape[0] if h else 0
+    # Seeds are the leading axis of the per-seed curves; eval_step is one row of steps, not a seed axis.
+    per_seed = [v for k, v in h.items() if k.startswith(("train/", "val/"))]
+    n = per_seed[0].shape[0] if per_seed else 0
     fig.suptitle(f"{title} (mean ± {int(confidence * 100)}% CI over {n} seed{'s' * (n != 1)})".strip())
     fig.tight_layout()
     if path:

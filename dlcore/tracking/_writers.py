@@ -118,16 +118,19 @@ class CSVWriter(Writer):
 class WandbWriter(Writer):
     """Weights & Biases in offline mode (no network; sync later with ``wandb sync``).
 
-    Needs the optional ``wandb`` package.
+    Needs the optional extra: ``pip install 'dlcore[wandb]'``. The run is written under
+    ``log_dir/wandb/offline-run-*``; several writers (one per seed) may be open at once.
     """
 
     def __init__(self, log_dir: str, project: str = "dlcore", name: str | None = None):
         try:
             import wandb
         except ImportError:
-            raise ConfigError("the wandb writer needs the optional package: pip install wandb") from None
+            raise ConfigError("the wandb writer needs the optional extra: pip install 'dlcore[wandb]'") from None
         self._wandb = wandb
-        self._run = wandb.init(project=project, name=name, dir=log_dir, mode="offline", reinit=True)
+        os.makedirs(log_dir, exist_ok=True)  # wandb falls back to a temporary directory otherwise
+        # "create_new": one run per seed open side by side (reinit=True would finish the other seeds' runs)
+        self._run = wandb.init(project=project, name=name, dir=log_dir, mode="offline", reinit="create_new")
 
     def scalars(self, step, values):
         self._run.log({k: float(v) for k, v in values.items()}, step=int(step))

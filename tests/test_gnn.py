@@ -9,11 +9,11 @@ import pytest
 
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.metrics import accuracy
+from dlcore.tasks import fit_gnn
 from dlcore.nn import (
     GraphNetwork,
     GraphsTuple,
     batch_graphs,
-    fit_gnn,
     karate_club,
     make_graph,
     pad_graphs,
@@ -119,7 +119,7 @@ def test_karate_club_node_classifier_learns():
     run = jax.jit(jax.vmap(lambda s: fit_gnn(model, g, y, jnp.asarray(train), seed=s, num_steps=100)))
     states, hist = run(jnp.arange(3))
     assert np.all(np.asarray(hist["loss"][:, -1]) < 0.1 * np.asarray(hist["loss"][:, 0]))
-    held_out = jax.vmap(lambda p: accuracy(model.apply(p, g), y, jnp.asarray(~train)))(states.params)
+    held_out = jax.vmap(lambda p: accuracy(model.apply({"params": p}, g), y, jnp.asarray(~train)))(states.params)
     # 26 unlabelled members, half per club: chance is 0.5; the structure carries the labels.
     assert float(jnp.mean(held_out)) >= 0.8 and float(jnp.min(held_out)) >= 0.7, held_out
 
@@ -132,7 +132,7 @@ def test_graph_classifier_learns_synthetic_families():
     state, hist = fit_gnn(model, p, yp, p.graph_mask, seed=0, num_steps=150)
     assert float(hist["loss"][-1]) < 0.05 < float(hist["loss"][0])
     gt, yt = synthetic_graph_classification(jax.random.PRNGKey(1), 30)
-    assert float(accuracy(model.apply(state.params, gt), yt)) >= 0.9
+    assert float(accuracy(model.apply({"params": state.params}, gt), yt)) >= 0.9
 
 
 def test_edges_outside_node_set_raise():

@@ -32,12 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from dlcore import random as drandom
 from dlcore.errors import ConfigError, DataError, ShapeError, unknown_name
-from dlcore.losses import cross_entropy, mean_loss
-from dlcore.metrics import accuracy
 from dlcore.nn._activations import get_activation
 
 AGGREGATIONS = ("sum", "mean", "max")
@@ -542,84 +538,3 @@ def synthetic_graph_classification(
 
 
 # ----------------------------------------------------------------------------- training
-
-
-class GNNState(NamedTuple):
-    """State of :func:`fit_gnn`: ``step``, ``params``, ``opt_state``."""
-
-    step: jax.Array
-    params: dict
-    opt_state: optax.OptState
-
-
-def make_gnn_step(model: GraphNetwork, tx: optax.GradientTransformation) -> Callable:
-    """A pure, jittable ``(state, batch) -> (state, metrics)`` step of masked cross-entropy.
-
-    ``batch`` is ``{"graph": GraphsTuple, "labels": int[N or G], "mask": bool[N or G]}``; the mask
-    picks the nodes (node task) or graphs (graph task) that count in the loss, e.g. the labelled
-    nodes of a semi-supervised split; padding must be masked out too.
-    """
-
-    def loss_fn(params, batch):
-        logits = model.apply(params, batch["graph"])
-        loss = mean_loss(cross_entropy(logits, batch["labels"]), batch["mask"])
-        return loss, accuracy(logits, batch["labels"], batch["mask"])
-
-    def step(state: GNNState, batch) -> tuple[GNNState, dict]:
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return GNNState(state.step + 1, params, opt_state), {"loss": loss, "accuracy": acc}
-
-    return step
-
-
-def fit_gnn(
-    model: GraphNetwork,
-    graph: GraphsTuple,
-    labels: jax.Array,
-    mask: jax.Array,
-    seed,
-    num_steps: int = 200,
-    learning_rate: float = 1e-2,
-) -> tuple[GNNState, dict]:
-    """Full-batch Adam training of a GNN classifier, the whole run in one ``lax.scan``.
-
-    Args:
-      model: a :class:`GraphNetwork` whose ``task`` matches the labels.
-      graph: the (padded) graph or batch of graphs.
-      labels: ``int[N]`` (node task) or ``int[G]`` (graph task).
-      mask: ``bool`` of the same shape: which labels count in the loss.
-      seed: initial parameters come from ``dlcore.random.key(seed, "params")`` (vmappable).
-      num_steps: Adam steps.
-      learning_rate: Adam step size (may be traced).
-    Returns:
-      ``(state, history)`` with ``history["loss"|"accuracy"]`` of shape ``[num_steps]``.
-
-    >>> g, y = karate_club()
-    >>> m = GraphNetwork(latent_size=8, num_steps=1, num_outputs=2)
-    >>> state, hist = fit_gnn(m, g, y, g.node_mask, seed=0, num_steps=5)
-    >>> hist["loss"].shape
-    (5,)
-    """
-    validate_graph(graph)
-    expected = graph.num_nodes if model.task == "node" else graph.num_graphs
-    if labels.shape != (expected,) or mask.shape != (expected,):
-        raise ShapeError(
-            f"a {model.task}-task GNN needs labels and mask of shape ({expected},), got {labels.shape} / "
-            f"{mask.shape}; use task='graph' for one label per graph"
-        )
-    lab = _concrete(labels)
-    if lab is not None and (lab.min() < 0 or lab.max() >= model.num_outputs):
-        raise DataError(f"labels must lie in [0, {model.num_outputs}), got range [{lab.min()}, {lab.max()}]")
-    tx = optax.adam(learning_rate)
-    params = model.init(drandom.key(seed, "params"), graph)
-    state = GNNState(jnp.zeros((), jnp.int32), params, tx.init(params))
-    batch = {"graph": graph, "labels": labels, "mask": mask.astype(bool)}
-    step = make_gnn_step(model, tx)
-
-    @jax.jit
-    def run(state):
-        return jax.lax.scan(lambda s, _: step(s, batch), state, None, length=num_steps)
-
-    return run(state)

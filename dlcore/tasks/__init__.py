@@ -1,6 +1,9 @@
 """Sequence tasks: character-level language models with temperature sampling, the adding problem
 and copy task (controllable lag), reversal/sorting translation, MNIST-1D as a sequence, and the
-losses/recipes that train sequence models with dlcore's train loop."""
+losses/recipes that train sequence models with dlcore's train loop; GNN classifiers trained on
+the common train state and step."""
+
+from dlcore.tasks._graphs import fit_gnn, gnn_recipe
 
 from dlcore.tasks._losses import (
     TASK_KINDS,

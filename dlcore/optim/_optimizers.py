@@ -100,8 +100,8 @@ def optimizer_schedule(opt_fn) -> Any:
     """The learning-rate schedule of an :class:`Optimizer` (or a wrapped one); ``None`` for any
     other optimizer function. The training loop reads it to add the reduce-on-plateau hook.
 
-    >>> optimizer_schedule(optimizer_fn("sgd", schedule=PlateauSchedule())).patience
-    10
+    >>> optimizer_schedule(optimizer_fn("sgd", schedule=get_schedule("reduce_on_plateau", patience=4))).patience
+    4
     """
     if isinstance(opt_fn, (Optimizer, WrappedOptimizer)):
         return opt_fn.schedule

@@ -203,7 +203,8 @@ class ReduceOnPlateau(Hook):
     The loop adds it by itself when ``recipe.optimizer`` is a :class:`dlcore.optim.Optimizer`
     with a :class:`dlcore.optim.PlateauSchedule`; a run that is not ``RUNNING`` keeps its scale.
 
-    >>> ReduceOnPlateau(PlateauSchedule(patience=3)).schedule.patience
+    >>> from dlcore.optim import get_schedule
+    >>> ReduceOnPlateau(get_schedule("reduce_on_plateau", patience=3)).schedule.patience
     3
     """
 

@@ -25,8 +25,21 @@ MODEL_BUILDERS: dict[str, Callable[[Any, int], Any]] = {"mlp": _mlp}
 """Model name -> ``builder(model_config, num_classes) -> linen.Module``; extend to add models."""
 
 
+MODEL_WRAPPER_KEYS = ("permute_inputs", "permute_seed")
+"""Model-section keys read here, not passed to the model: ``permute_inputs`` (bool) reorders the
+input positions by the fixed permutation of ``permute_seed`` (default 0) — ``dlcore.models.PermuteInputs``."""
+
+
 def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
     """The Linen module named by ``cfg.name`` (``MODEL_BUILDERS``, else ``dlcore.models``)."""
+    if any(k in cfg for k in MODEL_WRAPPER_KEYS):
+        inner = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in MODEL_WRAPPER_KEYS})
+        model = build_model(inner, num_classes)
+        if not cfg.get("permute_inputs", False):
+            return model
+        from dlcore.models import PermuteInputs
+
+        return PermuteInputs(model, seed=int(cfg.get("permute_seed", 0)))
     name = cfg.get("name")
     if name in MODEL_BUILDERS:
         return MODEL_BUILDERS[name](cfg, num_classes)
@@ -50,6 +63,9 @@ def build_dataset(cfg: ml_collections.ConfigDict):
         split_seed=int(cfg.get("split_seed", 0)),
         standardize=cfg.get("standardize", True),
         data_dir=cfg.get("data_dir") or None,
+        # None or negative: positions as they are; else one fixed permutation for every split.
+        permute_seed=None if cfg.get("permute_seed") is None or cfg.get("permute_seed") < 0
+        else int(cfg.get("permute_seed")),
     )
 
 
@@ -64,15 +80,38 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int):
             raise ConfigError(f"schedule {sched_name!r} needs dlcore.optim.get_schedule")
         kwargs = dict(cfg.get("schedule_kwargs", {}) or {})
         schedule = get_schedule(sched_name, num_steps=num_steps, **kwargs)
-    return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule)
+    # Every other key is a static option of the optimizer (e.g. bias_correction=False for adam).
+    static = {k: v for k, v in cfg.items() if k not in ("name", "schedule", "schedule_kwargs")}
+    return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule, **static)
+
+
+LOSSES = ("cross_entropy", "multiclass_hinge", "crammer_singer_hinge")
+"""``config.loss`` names (default ``cross_entropy``): per-example losses of the logits."""
+
+
+def build_loss(name: str | None):
+    """The Recipe loss ``(outputs, batch, hparams) -> [B]`` named by ``config.loss``."""
+    from dlcore import losses
+    from dlcore.errors import unknown_name
+
+    if name in (None, "", "cross_entropy"):
+        return None  # the Recipe's default (cross-entropy with optional label smoothing)
+    if name == "multiclass_hinge":
+        return lambda out, batch, hp: losses.multiclass_hinge(out, batch["y"], hp.get("margin", 1.0))
+    if name == "crammer_singer_hinge":
+        return lambda out, batch, hp: losses.multiclass_hinge(out, batch["y"], hp.get("margin", 1.0),
+                                                              kind="crammer_singer")
+    raise unknown_name("loss", str(name), LOSSES)
 
 
 def build_recipe(config: ml_collections.ConfigDict, num_classes: int):
     from dlcore.train import Recipe
 
+    loss = build_loss(config.get("loss"))
     return Recipe(
         model=build_model(config.model, num_classes),
         optimizer=build_optimizer(config.optimizer, int(config.num_steps)),
+        **({} if loss is None else {"loss": loss}),
     )
 
 

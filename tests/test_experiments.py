@@ -45,3 +45,66 @@ def test_optimizer_study_runs_tiny(tmp_path, capsys):
     assert "2 compiled programs" in out and "6 points × 2 seeds" in out
     best = next(line for line in out.splitlines() if line.startswith("best learning_rate per group"))
     assert "optimizer=sgd:" in best and "optimizer=adam:" in best
+
+
+SMOKE = ["--no-progress", "--config.sweep.seeds=2", "--config.sweep.bootstrap_resamples=100"]
+
+
+def _smoke(tmp_path, capsys, name, *overrides):
+    rc = main(["run", name, "--out", str(tmp_path), *SMOKE, *overrides])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    return out
+
+
+def _test_rows(out):
+    """``{label: {metric: mean}}`` from the report's test-split table."""
+    rows = {}
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("test split (evaluated once"))
+    for line in lines[start + 2:]:
+        if not line.startswith("#"):
+            break
+        label, rest = line.split("  test/", 1)
+        metric, n, mean = rest.split()[:3]
+        rows.setdefault(label.strip(), {})["test/" + metric] = float(mean)
+    return rows
+
+
+def test_inductive_bias_runs_tiny(tmp_path, capsys):
+    # The reference setup (no validation split): every point is tested; the validation column is NaN.
+    out = _smoke(tmp_path, capsys, "inductive_bias", "--config.num_steps=30", "--config.eval_every=15",
+                 "--config.sweep.axes.model.values=('logistic','mnist1d_cnn')")
+    assert "4 points × 2 seeds" in out and "4 compiled programs" in out
+    rows = _test_rows(out)
+    assert set(rows) == {f"#{i} model={m} shuffled={s}" for i, (m, s) in enumerate(
+        [("logistic", False), ("logistic", True), ("mnist1d_cnn", False), ("mnist1d_cnn", True)])}
+    assert all(0.1 < r["test/accuracy"] < 1 for r in rows.values())
+
+
+def test_hinge_vs_ce_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "hinge_vs_ce", "--config.num_steps=30", "--config.eval_every=15",
+                 "--config.model.widths=(16,)")
+    rows = _test_rows(out)
+    assert set(rows) == {"#0 loss=cross_entropy", "#1 loss=multiclass_hinge"}
+    assert all("test/margin" in r for r in rows.values())
+
+
+def test_adam_bias_correction_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "adam_bias_correction", "--config.model.widths=(16,)",
+                 "--config.sweep.axes.steps.values=(5,)", "--config.sweep.axes.learning_rate.values=(0.01,)")
+    assert "2 points × 2 seeds" in out and "each point vs the best of steps=5 learning_rate=0.01" in out
+
+
+def test_weight_decay_vs_l2_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "weight_decay_vs_l2", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)")
+    assert "8 points × 2 seeds" in out and "2 compiled programs" in out
+
+
+def test_lr_schedules_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "lr_schedules", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)",
+                 "--config.sweep.axes.schedule.values=('step','cosine_warmup')",
+                 "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
+    assert "2 points × 2 seeds" in out and "2 compiled programs" in out

@@ -79,6 +79,12 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int):
         if get_schedule is None:
             raise ConfigError(f"schedule {sched_name!r} needs dlcore.optim.get_schedule")
         kwargs = dict(cfg.get("schedule_kwargs", {}) or {})
+        # Per-schedule arguments (a study sweeping optimizer.schedule): schedule_kwargs.<name> = {...},
+        # whose optional "schedule" entry names the schedule it configures (e.g. a warmup variant).
+        per = kwargs.get(sched_name)
+        if isinstance(per, (dict, ml_collections.ConfigDict)):
+            kwargs = dict(per)
+            sched_name = kwargs.pop("schedule", sched_name)
         schedule = get_schedule(sched_name, num_steps=num_steps, **kwargs)
     # Every other key is a static option of the optimizer (e.g. bias_correction=False for adam).
     static = {k: v for k, v in cfg.items() if k not in ("name", "schedule", "schedule_kwargs")}
@@ -108,11 +114,40 @@ def build_recipe(config: ml_collections.ConfigDict, num_classes: int):
     from dlcore.train import Recipe
 
     loss = build_loss(config.get("loss"))
+    extra = {} if loss is None else {"loss": loss}
+    metrics = build_metrics(config.get("metrics", ()))
+    if metrics is not None:
+        extra["metrics"] = metrics
     return Recipe(
         model=build_model(config.model, num_classes),
         optimizer=build_optimizer(config.optimizer, int(config.num_steps)),
-        **({} if loss is None else {"loss": loss}),
+        **extra,
     )
+
+
+EXTRA_METRICS = ("margin",)
+"""``config.metrics`` names reported beside accuracy (train/val/test): ``margin`` = s_y − max_{j≠y} s_j."""
+
+
+def build_metrics(names):
+    """The Recipe metrics: accuracy plus the ``config.metrics`` names (None: the default, accuracy only)."""
+    names = tuple(names or ())
+    if not names:
+        return None
+    from dlcore import metrics
+    from dlcore.errors import unknown_name
+
+    for n in names:
+        if n not in EXTRA_METRICS:
+            raise unknown_name("metric (config.metrics)", str(n), EXTRA_METRICS)
+
+    def fn(out, batch):
+        m = {"accuracy": metrics.correct(out, batch["y"])}
+        if "margin" in names:
+            m["margin"] = metrics.margin(out, batch["y"])
+        return m
+
+    return fn
 
 
 def validate_run_config(config: ml_collections.ConfigDict) -> None:

@@ -27,4 +27,13 @@ def get_config() -> ml_collections.ConfigDict:
         dict(loss=dict(path="loss", values=("cross_entropy", "multiclass_hinge"))),
         select=dict(group_by=("loss",)),  # both losses are tested; nothing is chosen between them
     )
+    c.claim = dict(
+        text="The hinge loss reaches zero on the training batches and stops; cross-entropy stays above zero "
+             "and keeps growing the margins",
+        checks=(
+            "train/loss_last: loss=multiclass_hinge < 0.01",
+            "train/loss_last: loss=cross_entropy > 0.0",
+            "test/margin: loss=cross_entropy > loss=multiclass_hinge",
+        ),
+    )
     return c

@@ -50,4 +50,18 @@ def get_config() -> ml_collections.ConfigDict:
         select=dict(group_by=("model", "shuffled")),  # no choice to make: every point is tested
     )
     c.reference = REFERENCE
+    acc = "test/accuracy: model={} shuffled={} {} model={} shuffled={}"
+    c.claim = dict(
+        text="On MNIST-1D logistic < MLP < CNN ≈ GRU; shuffling the 40 positions hurts the CNN and the GRU, "
+             "not the MLP (published: 32/68/94/91%, shuffled 32/68/56/57%)",
+        checks=(
+            acc.format("mnist1d_mlp", False, ">", "logistic", False),
+            acc.format("mnist1d_cnn", False, ">", "mnist1d_mlp", False),
+            acc.format("mnist1d_gru", False, ">", "mnist1d_mlp", False),
+            acc.format("mnist1d_cnn", False, "~", "mnist1d_gru", False),
+            acc.format("mnist1d_cnn", False, ">", "mnist1d_cnn", True),
+            acc.format("mnist1d_gru", False, ">", "mnist1d_gru", True),
+            acc.format("mnist1d_mlp", False, "~", "mnist1d_mlp", True),
+        ),
+    )
     return c

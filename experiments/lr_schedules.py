@@ -36,4 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
                            values=("constant", "step", "exponential", "inverse_time", "cosine", "cosine_warmup"))),
         select=dict(metric="val/loss"),
     )
+    c.claim = dict(
+        text="At the same peak rate every decaying schedule ends with a lower validation loss than the constant rate",
+        checks=tuple(f"val/loss: schedule={s} < schedule=constant"
+                     for s in ("step", "exponential", "inverse_time", "cosine", "cosine_warmup")),
+    )
     return c

@@ -31,4 +31,11 @@ def get_config() -> ml_collections.ConfigDict:
         ),
         select=dict(metric="val/loss", group_by=("optimizer",)),
     )
+    c.claim = dict(
+        text="Decoupled weight decay λ = 2·l2 equals L2 under SGD and differs from it under Adam (AdamW ≠ Adam + L2)",
+        checks=(
+            "val/loss: optimizer=sgd weight_decay=0.002 l2=0 ~ optimizer=sgd weight_decay=0 l2=0.001",
+            "val/loss: optimizer=adam weight_decay=0.002 l2=0 != optimizer=adam weight_decay=0 l2=0.001",
+        ),
+    )
     return c

@@ -36,6 +36,10 @@ def test_check_verdicts_follow_the_paired_interval():
     assert evaluate_check("test/accuracy: m=a > m=c", pts, ["m"], **kw)[0] == "unresolved"
     assert evaluate_check("test/accuracy: m=a ~ m=c", pts, ["m"], **kw)[0] == "held"
     assert evaluate_check("test/accuracy: m=a ~ m=b", pts, ["m"], **kw)[0] == "not held"
+    assert evaluate_check("test/accuracy: m=a >= m=c", pts, ["m"], **kw)[0] == "held"  # not resolved worse
+    assert evaluate_check("test/accuracy: m=a >= m=b", pts, ["m"], **kw)[0] == "held"
+    assert evaluate_check("test/accuracy: m=b >= m=a", pts, ["m"], **kw)[0] == "not held"
+    assert evaluate_check("test/accuracy: m=a <= m=b", pts, ["m"], **kw)[0] == "not held"
     verdict, detail = evaluate_check("test/accuracy: m=a > m=b", pts, ["m"], **kw)
     assert f"{cmp_ab.diff:.4f}" in detail and f"{cmp_ab.low:.4f}" in detail
     # Against a number: where the t interval of the mean lies.

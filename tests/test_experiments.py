@@ -108,3 +108,9 @@ def test_lr_schedules_runs_tiny(tmp_path, capsys):
                  "--config.sweep.axes.schedule.values=('step','cosine_warmup')",
                  "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
     assert "2 points × 2 seeds" in out and "2 compiled programs" in out
+
+
+def test_depth_skip_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "depth_skip", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.width=8", "--config.sweep.axes.depth.values=(3,)")
+    assert set(_test_rows(out)) == {"#0 depth=3 residual=False", "#1 depth=3 residual=True"}

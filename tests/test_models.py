@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits
 from dlcore.data import from_arrays
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.models import (
+    DeepMLP,
     GRUBase1D,
     LinearClassifier,
     MLPBase1D,
@@ -355,3 +356,19 @@ def test_permute_inputs_equals_permuting_the_data(key):
     perm = position_permutation(5, 40)
     np.testing.assert_allclose(run(m, v, x), run(ConvBase1D(channels=4), inner, x[:, perm]), rtol=1e-6, atol=1e-6)
     assert not np.allclose(run(m, v, x), run(ConvBase1D(channels=4), inner, x), atol=1e-3)
+
+
+def test_deep_mlp_plain_and_residual_formulas(key):
+    x = jax.random.normal(key, (3, 40))
+    for residual in (False, True):
+        m = DeepMLP(width=5, depth=2, residual=residual)
+        v = init(m, x)["params"]
+        dense = lambda name, h: h @ v[name]["kernel"] + v[name]["bias"][None]  # noqa: E731
+        h = jax.nn.relu(dense("stem", x))
+        for i in (1, 2):
+            z = jax.nn.relu(dense(f"layer{i}", h))
+            h = h + z if residual else z
+        np.testing.assert_allclose(run(m, {"params": v}, x), dense("head", h), rtol=1e-5, atol=1e-5)
+    assert get_model("deep_mlp", depth=0).depth == 0
+    with pytest.raises(ConfigError, match="depth must be ≥ 0"):
+        DeepMLP(depth=-1).init(rbg(0), x)

@@ -14,7 +14,7 @@ A claim section in an experiment config::
         checks=(
             # METRIC: POINT OP POINT — a point is "axis=value ..." (the values as the report prints them);
             # OP ">"/"<": the paired 95% CI of A − B lies above/below 0; "!=": it excludes 0;
-            # "~": it contains 0. B may be a number: then the CI of A's mean is compared with it.
+            # ">="/"<=": it is not resolved below/above 0 (not worse); "~": it contains 0. B may be a number: then the CI of A's mean is compared with it.
             "test/accuracy: model=mnist1d_cnn shuffled=False > model=mnist1d_mlp shuffled=False",
             "train/loss_last: loss=multiclass_hinge < 0.01",
         ),
@@ -36,7 +36,7 @@ import numpy as np
 from dlcore.errors import ConfigError, DlcoreError
 
 VERDICTS = ("held", "not held", "unresolved", "not run")
-OPS = (" != ", " > ", " < ", " ~ ")
+OPS = (" != ", " >= ", " <= ", " > ", " < ", " ~ ")
 
 
 def _f(v: float, spec: str = ".4f") -> str:
@@ -117,7 +117,7 @@ def evaluate_check(check: str, points, names, *, confidence: float, seed: int, p
     from dlcore.stats import compare
 
     if ": " not in check or not any(op in check for op in OPS):
-        raise ConfigError(f"claim check {check!r}: write 'METRIC: POINT > POINT' (ops: >, <, !=, ~; the right side may be a number)")
+        raise ConfigError(f"claim check {check!r}: write 'METRIC: POINT > POINT' (ops: >, <, >=, <=, !=, ~; the right side may be a number)")
     metric, rest = check.split(": ", 1)
     op = next(op for op in OPS if op in rest)
     left, right = (s.strip() for s in rest.split(op, 1))
@@ -142,6 +142,8 @@ def evaluate_check(check: str, points, names, *, confidence: float, seed: int, p
             return ("held" if not (above or below) else "not held"), detail
         if op == "!=":
             return ("held" if above or below else "unresolved"), detail
+        if op in (">=", "<="):
+            return ("not held" if (below if op == ">=" else above) else "held"), detail
         want, against = (above, below) if op == ">" else (below, above)
         return ("held" if want else "not held" if against else "unresolved"), detail
     b = _select(points, right, names)
@@ -159,10 +161,14 @@ def evaluate_check(check: str, points, names, *, confidence: float, seed: int, p
     detail = f"Δ = {_f(c.diff)} [{_f(c.low)}, {_f(c.high)}]"
     if op == "~":
         verdict = "not held" if c.resolved else "held"
+    elif op in (">=", "<=") and not c.resolved:
+        verdict = "held"
     elif not c.resolved:
         verdict = "unresolved"
     elif op == "!=":
         verdict = "held"
+    elif op in (">=", "<="):
+        verdict = "held" if (c.diff > 0) == (op == ">=") else "not held"
     else:
         verdict = "held" if (c.diff > 0) == (op == ">") else "not held"
     return verdict, detail

@@ -27,6 +27,7 @@ from dlcore.errors import ConfigError, ShapeError
 from dlcore.models._common import ConvNormAct, check_block_config, check_positive, flatten
 from dlcore.nn._conv_utils import chain_output_size
 from dlcore.nn._dropout import Dropout
+from dlcore.nn._activations import get_activation
 from dlcore.nn._init import InitSpec
 from dlcore.nn._rnn import StackedRNN
 
@@ -148,6 +149,39 @@ class GRUBase1D(nn.Module):
         y, _ = StackedRNN(hidden_size=self.hidden_size, cell="gru", bidirectional=self.bidirectional,
                           name="gru")(x, train)
         return nn.Dense(self.num_classes, name="head")(flatten(y))
+
+
+class DeepMLP(nn.Module):
+    """A deep MLP of equal-width layers, plain or residual: the lectures' depth-vs-skip experiment.
+
+    ``h = act(W₀x)``, then ``depth`` layers ``h = act(Wₗh)`` (plain) or ``h = h + act(Wₗh)``
+    (``residual=True``: each layer adds to an identity path, so the gradient reaches the first
+    layers undiminished), then a linear head. ``[B, ...]`` → logits ``[B, num_classes]``;
+    ``D·w + w + depth·(w² + w) + w·C + C`` parameters.
+
+    >>> from dlcore.models import count_params
+    >>> count_params(DeepMLP(width=8, depth=3), (1, 40)) == 40 * 8 + 8 + 3 * (64 + 8) + 8 * 10 + 10
+    True
+    """
+
+    num_classes: int = 10
+    width: int = 64
+    depth: int = 8
+    residual: bool = False
+    activation: str | Callable = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        del train
+        check_positive("DeepMLP", num_classes=self.num_classes, width=self.width)
+        if int(self.depth) < 0:
+            raise ConfigError(f"DeepMLP: depth must be ≥ 0, got {self.depth}")
+        act = get_activation(self.activation)
+        h = act(nn.Dense(self.width, name="stem")(flatten(x)))
+        for i in range(int(self.depth)):
+            z = act(nn.Dense(self.width, name=f"layer{i + 1}")(h))
+            h = h + z if self.residual else z
+        return nn.Dense(self.num_classes, name="head")(h)
 
 
 class PermuteInputs(nn.Module):

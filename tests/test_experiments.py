@@ -114,3 +114,13 @@ def test_depth_skip_runs_tiny(tmp_path, capsys):
     out = _smoke(tmp_path, capsys, "depth_skip", "--config.num_steps=20", "--config.eval_every=10",
                  "--config.model.width=8", "--config.sweep.axes.depth.values=(3,)")
     assert set(_test_rows(out)) == {"#0 depth=3 residual=False", "#1 depth=3 residual=True"}
+
+
+def test_transformer_warmup_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "transformer_warmup", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.d_model=8", "--config.model.num_heads=2", "--config.model.d_ff=8",
+                 "--config.model.num_layers=1", "--config.sweep.axes.norm_first.values=(False,)",
+                 "--config.sweep.axes.learning_rate.values=(0.003,)",
+                 "--config.sweep.axes.schedule.values=('cosine_warmup',)",
+                 "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
+    assert set(_test_rows(out)) == {"#0 learning_rate=0.003 norm_first=False schedule=cosine_warmup"}

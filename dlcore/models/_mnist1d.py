@@ -29,7 +29,9 @@ from dlcore.nn._conv_utils import chain_output_size
 from dlcore.nn._dropout import Dropout
 from dlcore.nn._activations import get_activation
 from dlcore.nn._init import InitSpec
+from dlcore.nn._attention import sinusoidal_positional_encoding
 from dlcore.nn._rnn import StackedRNN
+from dlcore.nn._transformer import EncoderBlock
 
 
 class ConvBase1D(nn.Module):
@@ -182,6 +184,47 @@ class DeepMLP(nn.Module):
             z = act(nn.Dense(self.width, name=f"layer{i + 1}")(h))
             h = h + z if self.residual else z
         return nn.Dense(self.num_classes, name="head")(h)
+
+
+class SequenceTransformer1D(nn.Module):
+    """A Transformer encoder classifier of ``[B, T]`` sequences (one feature per step, e.g. MNIST-1D).
+
+    Each step's value is embedded linearly to ``d_model`` and added to the sinusoidal positional
+    encoding; ``num_layers`` :class:`dlcore.nn.EncoderBlock` s follow (post-norm as in the original
+    Transformer, or pre-norm with ``norm_first=True`` and a final LayerNorm); the mean over steps
+    feeds a linear head → logits ``[B, num_classes]``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> m = SequenceTransformer1D(d_model=8, num_heads=2, d_ff=16, num_layers=2)
+    >>> x = jnp.ones((3, 40))
+    >>> m.apply(m.init(jax.random.PRNGKey(0), x), x).shape
+    (3, 10)
+    """
+
+    num_classes: int = 10
+    d_model: int = 32
+    num_heads: int = 4
+    d_ff: int = 64
+    num_layers: int = 4
+    norm_first: bool = False
+    dropout_rate: float | jax.Array = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        check_positive("SequenceTransformer1D", num_classes=self.num_classes, d_model=self.d_model,
+                       num_layers=self.num_layers)
+        if x.ndim == 2:
+            x = x[..., None]  # [B, T] → [B, T, 1]
+        if x.ndim != 3:
+            raise ShapeError(f"SequenceTransformer1D expects [B, T] or [B, T, D], got shape {tuple(x.shape)}")
+        h = nn.Dense(self.d_model, name="embed")(x)
+        h = h + sinusoidal_positional_encoding(x.shape[1], self.d_model)[None].astype(h.dtype)
+        for i in range(int(self.num_layers)):
+            h = EncoderBlock(num_heads=self.num_heads, d_ff=self.d_ff, dropout_rate=self.dropout_rate,
+                             norm_first=self.norm_first, name=f"block{i + 1}")(h, train=train)
+        if self.norm_first:
+            h = nn.LayerNorm(name="final_norm")(h)  # pre-norm leaves the residual stream unnormalized
+        return nn.Dense(self.num_classes, name="head")(jnp.mean(h, axis=1))
 
 
 class PermuteInputs(nn.Module):

@@ -124,3 +124,30 @@ def test_transformer_warmup_runs_tiny(tmp_path, capsys):
                  "--config.sweep.axes.schedule.values=('cosine_warmup',)",
                  "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
     assert set(_test_rows(out)) == {"#0 learning_rate=0.003 norm_first=False schedule=cosine_warmup"}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_claim_checks_name_single_grid_points(name):
+    # `dlcore report --catalog` evaluates config.claim.checks; each side must be one point of the grid.
+    from dlcore.cli._catalog import OPS
+    from dlcore.cli._report import _fmt
+
+    _, mod = load_experiment(name)
+    config = mod.get_config()
+    if "claim" not in config:
+        return
+    assert config.claim.text and "sweep" in config
+    grid = {a.name: {_fmt(v) for v in a.grid()} for a in parse_sweep(config)["space"].axes}
+    for check in config.claim.checks:
+        metric, rest = check.split(": ", 1)
+        assert metric.split("/")[0] in ("val", "test", "train")
+        op = next(op for op in OPS if op in rest)
+        for side in rest.split(op):
+            try:
+                float(side)
+                continue
+            except ValueError:
+                pass
+            values = dict(part.split("=") for part in side.split())
+            assert set(values) == set(grid), (check, "name every axis")
+            assert all(v in grid[k] for k, v in values.items()), (check, grid)

@@ -74,11 +74,11 @@ def _test_rows(out):
 def test_inductive_bias_runs_tiny(tmp_path, capsys):
     # The reference setup (no validation split): every point is tested; the validation column is NaN.
     out = _smoke(tmp_path, capsys, "inductive_bias", "--config.num_steps=30", "--config.eval_every=15",
-                 "--config.sweep.axes.model.values=('logistic','mnist1d_cnn')")
+                 "--config.sweep.axes.model.values=('logistic','mnist1d_mlp')")
     assert "4 points × 2 seeds" in out and "4 compiled programs" in out
     rows = _test_rows(out)
     assert set(rows) == {f"#{i} model={m} shuffled={s}" for i, (m, s) in enumerate(
-        [("logistic", False), ("logistic", True), ("mnist1d_cnn", False), ("mnist1d_cnn", True)])}
+        [("logistic", False), ("logistic", True), ("mnist1d_mlp", False), ("mnist1d_mlp", True)])}
     assert all(0.1 < r["test/accuracy"] < 1 for r in rows.values())
 
 

@@ -151,3 +151,10 @@ def test_claim_checks_name_single_grid_points(name):
             values = dict(part.split("=") for part in side.split())
             assert set(values) == set(grid), (check, "name every axis")
             assert all(v in grid[k] for k, v in values.items()), (check, grid)
+
+
+def test_init_depth_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "init_depth", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.width=8", "--config.model.depth=2", "--config.sweep.axes.activation.values=('tanh',)",
+                 "--config.sweep.axes.init.values=('normal:0.01','xavier_normal')")
+    assert set(_test_rows(out)) == {"#0 activation=tanh init=normal:0.01", "#1 activation=tanh init=xavier_normal"}

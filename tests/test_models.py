@@ -370,5 +370,13 @@ def test_deep_mlp_plain_and_residual_formulas(key):
             h = h + z if residual else z
         np.testing.assert_allclose(run(m, {"params": v}, x), dense("head", h), rtol=1e-5, atol=1e-5)
     assert get_model("deep_mlp", depth=0).depth == 0
+    big = init(DeepMLP(width=400, depth=1, kernel_init="normal:1"), x)["params"]
+    small = init(DeepMLP(width=400, depth=1, kernel_init="normal:0.01"), x)["params"]
+    kai = init(DeepMLP(width=400, depth=1, kernel_init="kaiming_normal"), x)["params"]
+    assert abs(float(big["layer1"]["kernel"].std()) - 1.0) < 0.02
+    assert abs(float(small["layer1"]["kernel"].std()) - 0.01) < 2e-4
+    assert abs(float(kai["layer1"]["kernel"].std()) - np.sqrt(2 / 400)) < 2e-3
+    with pytest.raises(ConfigError, match="'normal:STD'"):
+        DeepMLP(kernel_init="normal:x").init(rbg(0), x)
     with pytest.raises(ConfigError, match="depth must be ≥ 0"):
         DeepMLP(depth=-1).init(rbg(0), x)

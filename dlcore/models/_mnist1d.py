@@ -28,7 +28,7 @@ from dlcore.models._common import ConvNormAct, check_block_config, check_positiv
 from dlcore.nn._conv_utils import chain_output_size
 from dlcore.nn._dropout import Dropout
 from dlcore.nn._activations import get_activation
-from dlcore.nn._init import InitSpec
+from dlcore.nn._init import InitSpec, init_kwargs
 from dlcore.nn._attention import sinusoidal_positional_encoding
 from dlcore.nn._rnn import StackedRNN
 from dlcore.nn._transformer import EncoderBlock
@@ -159,7 +159,9 @@ class DeepMLP(nn.Module):
     ``h = act(W₀x)``, then ``depth`` layers ``h = act(Wₗh)`` (plain) or ``h = h + act(Wₗh)``
     (``residual=True``: each layer adds to an identity path, so the gradient reaches the first
     layers undiminished), then a linear head. ``[B, ...]`` → logits ``[B, num_classes]``;
-    ``D·w + w + depth·(w² + w) + w·C + C`` parameters.
+    ``D·w + w + depth·(w² + w) + w·C + C`` parameters. ``kernel_init`` initializes the stem and
+    hidden kernels: a name of ``dlcore.nn.INITIALIZERS`` or ``"normal:STD"`` (``N(0, STD²)``, the
+    lectures' ``N(0, 0.01²)`` and ``N(0, 1)``); the head keeps Flax's default.
 
     >>> from dlcore.models import count_params
     >>> count_params(DeepMLP(width=8, depth=3), (1, 40)) == 40 * 8 + 8 + 3 * (64 + 8) + 8 * 10 + 10
@@ -171,6 +173,17 @@ class DeepMLP(nn.Module):
     depth: int = 8
     residual: bool = False
     activation: str | Callable = "relu"
+    kernel_init: str = "lecun_normal"
+
+    def _init(self):
+        spec = self.kernel_init
+        if isinstance(spec, str) and spec.startswith("normal:"):
+            try:
+                std = float(spec.split(":", 1)[1])
+            except ValueError:
+                raise ConfigError(f"DeepMLP: kernel_init {spec!r} must be 'normal:STD' with a number STD") from None
+            spec = ("normal", {"stddev": std})
+        return init_kwargs(spec)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -179,9 +192,10 @@ class DeepMLP(nn.Module):
         if int(self.depth) < 0:
             raise ConfigError(f"DeepMLP: depth must be ≥ 0, got {self.depth}")
         act = get_activation(self.activation)
-        h = act(nn.Dense(self.width, name="stem")(flatten(x)))
+        kw = self._init()
+        h = act(nn.Dense(self.width, name="stem", **kw)(flatten(x)))
         for i in range(int(self.depth)):
-            z = act(nn.Dense(self.width, name=f"layer{i + 1}")(h))
+            z = act(nn.Dense(self.width, name=f"layer{i + 1}", **kw)(h))
             h = h + z if self.residual else z
         return nn.Dense(self.num_classes, name="head")(h)
 

@@ -31,7 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
         ),
         select=dict(metric="val/loss", group_by=("steps", "learning_rate")),
     )
-    pair = "val/loss: steps={0} bias_correction=True learning_rate={1} {2} steps={0} bias_correction=False learning_rate={1}"
+    pair = ("val/loss: steps={0} bias_correction=True learning_rate={1} {2} "
+            "steps={0} bias_correction=False learning_rate={1}")
     c.claim = dict(
         text="Adam's bias correction changes the validation loss after 20 and 200 steps, not after 2000",
         checks=tuple(pair.format(s, lr, "!=" if s < 2000 else "~") for s in (20, 200, 2000) for lr in (0.001, 0.01)),

@@ -335,7 +335,8 @@ def test_mnist1d_reference_models_compute_their_formulas(key):
                                rtol=1e-5, atol=1e-5)
     lin = LinearClassifier(4)
     w = init(lin, x)["params"]["head"]
-    np.testing.assert_allclose(run(lin, {"params": {"head": w}}, x), x @ w["kernel"] + w["bias"][None], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(lin, {"params": {"head": w}}, x), x @ w["kernel"] + w["bias"][None],
+                               rtol=1e-5, atol=1e-5)
     # The GRU's head reads every step: changing only the first input step changes the logits through
     # the forward direction, changing only the last step through the backward one and the last output.
     g = GRUBase1D()

@@ -14,7 +14,8 @@ A claim section in an experiment config::
         checks=(
             # METRIC: POINT OP POINT — a point is "axis=value ..." (the values as the report prints them);
             # OP ">"/"<": the paired 95% CI of A − B lies above/below 0; "!=": it excludes 0;
-            # ">="/"<=": it is not resolved below/above 0 (not worse); "~": it contains 0. B may be a number: then the CI of A's mean is compared with it.
+            # ">="/"<=": it is not resolved below/above 0 (not worse); "~": it contains 0.
+            # B may be a number: then the CI of A's mean is compared with it.
             "test/accuracy: model=mnist1d_cnn shuffled=False > model=mnist1d_mlp shuffled=False",
             "train/loss_last: loss=multiclass_hinge < 0.01",
         ),
@@ -117,7 +118,8 @@ def evaluate_check(check: str, points, names, *, confidence: float, seed: int, p
     from dlcore.stats import compare
 
     if ": " not in check or not any(op in check for op in OPS):
-        raise ConfigError(f"claim check {check!r}: write 'METRIC: POINT > POINT' (ops: >, <, >=, <=, !=, ~; the right side may be a number)")
+        raise ConfigError(f"claim check {check!r}: write 'METRIC: POINT > POINT' "
+                          "(ops: >, <, >=, <=, !=, ~; the right side may be a number)")
     metric, rest = check.split(": ", 1)
     op = next(op for op in OPS if op in rest)
     left, right = (s.strip() for s in rest.split(op, 1))

@@ -12,7 +12,15 @@ from dlcore.errors import unknown_name
 from dlcore.models._blocks import ConvNeXt, ConvNeXtBlock, InceptionModule, SeparableConv, XceptionBlock
 from dlcore.models._classic import VGG, VGG_CONFIGS, AlexNet, LeNet5, SimpleCNN
 from dlcore.models._common import ConvNormAct, count_params, global_avg_pool
-from dlcore.models._mnist1d import ConvBase1D, DeepMLP, SequenceTransformer1D, GRUBase1D, LinearClassifier, MLPBase1D, PermuteInputs
+from dlcore.models._mnist1d import (
+    ConvBase1D,
+    DeepMLP,
+    GRUBase1D,
+    LinearClassifier,
+    MLPBase1D,
+    PermuteInputs,
+    SequenceTransformer1D,
+)
 from dlcore.models._resnet import RESNET_CONFIGS, BasicBlock, Bottleneck, ResNet, plain_resnet, resnet
 from dlcore.models._segmentation import FCN, UNet, pixel_cross_entropy, unet_output_size
 

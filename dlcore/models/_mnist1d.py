@@ -264,6 +264,6 @@ class PermuteInputs(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if x.ndim < 2:
-            raise ShapeError(f"PermuteInputs needs inputs [B, L, ...] (positions on axis 1), got shape {tuple(x.shape)}")
+            raise ShapeError(f"PermuteInputs needs inputs [B, L, ...] (positions on axis 1), got {tuple(x.shape)}")
         perm = jax.random.permutation(drandom.key(int(self.seed), "permute"), x.shape[1])
         return self.model(x[:, perm], train)

@@ -1,7 +1,9 @@
 """`dlcore report --catalog`: the studies README from run directories — verdicts from stated checks,
 published figures beside the CIs, and identical bytes when written twice."""
 
+import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -82,6 +84,19 @@ def test_catalog_from_run_dirs_is_deterministic(tmp_path, capsys):
     assert "| `val/accuracy: norm=none > 2.0` | point not in this run | not run |" in text
     assert "published val/accuracy" in text and "2 (outside the CI)" in text  # accuracy cannot reach 2.0
     assert "| [dropout_study](#dropout_study) |" in text and "not run |" in text  # every shipped study listed
+    # The latest run of a study wins; seed runs are skipped (so `runs/*/*` can be given).
+    seed_run = tmp_path / "runs" / "seedrun" / "20000101-000000"
+    seed_run.mkdir(parents=True)
+    (seed_run / "results.csv").write_text("seed,val/accuracy\n0,0.5\n")
+    (seed_run / "manifest.json").write_text('{"experiment": "seedrun", "config": {}}')
+    older = tmp_path / "runs" / "claimed_study" / "00000000-000000"  # an earlier run of the same study
+    shutil.copytree(run_dir, older)
+    man = json.loads((older / "manifest.json").read_text())
+    man["config"]["claim"]["text"] = "OLD CLAIM"
+    (older / "manifest.json").write_text(json.dumps(man))
+    readme3 = tmp_path / "R3.md"
+    assert main(["report", str(seed_run), str(run_dir), str(older), "--catalog", str(readme3)]) == 0
+    assert readme3.read_text() == text
     assert main(["report", str(run_dir), str(run_dir)]) == 2  # several run dirs need --catalog
     assert "dlcore: error: " in capsys.readouterr().err
 

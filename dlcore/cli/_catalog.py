@@ -210,6 +210,8 @@ def study_section(run_dir: str, label: str) -> tuple[str, str, list[str]]:
     rows, man, _ = _read(run_dir)
     if "study" not in man:
         raise DlcoreError(f"{run_dir!r} is a seed run, not a study; the catalog lists studies (configs with a sweep)")
+    if not rows:
+        raise DlcoreError(f"{run_dir!r} has an empty results.csv; re-run the study")
     name = man.get("experiment", os.path.basename(os.path.dirname(os.path.abspath(run_dir))))
     meta = man["study"]
     cfg = man.get("config") or {}
@@ -281,12 +283,17 @@ def study_section(run_dir: str, label: str) -> tuple[str, str, list[str]]:
 
 
 def build_catalog(run_dirs: Sequence[str]) -> str:
-    """The catalog's markdown for ``run_dirs`` (one per study; for repeats of a study the last path
-    in sorted order wins) plus a *not run* entry for every other study in ``./experiments``."""
+    """The catalog's markdown for ``run_dirs`` (for repeats of a study the last path in sorted order
+    wins — the latest timestamp — so ``runs/*/*`` works; seed runs are skipped) plus a *not run*
+    entry for every other study in ``./experiments``."""
     from dlcore.cli._config import available_experiments
+
+    from dlcore.cli._report import _read
 
     by_name: dict[str, tuple[str, str, list[str]]] = {}
     for d in sorted(os.path.normpath(r) for r in run_dirs):
+        if "study" not in _read(d)[1]:
+            continue  # a seed run (`runs/*/*` picks those up too): the catalog lists studies
         name, verdict, lines = study_section(d, d)
         by_name[name] = (d, verdict, lines)
     studies = {}

@@ -22,4 +22,8 @@ from _base import base_config, study
 def get_config() -> ml_collections.ConfigDict:
     c = base_config(model=dict(widths=(256, 256)), hparams=dict(learning_rate=1e-3, dropout_rate=0.0))
     c.sweep = study(dict(dropout_rate=dict(values=(0.0, 0.1, 0.2, 0.3, 0.5))))
+    c.claim = dict(  # checked by `dlcore report --catalog` (dlcore/cli/_catalog.py)
+        text="Dropout reduces overfitting: the over-sized MLP with dropout 0.2 validates better than without",
+        checks=("val/loss: dropout_rate=0.2 < dropout_rate=0", "val/accuracy: dropout_rate=0.2 > dropout_rate=0"),
+    )
     return c

@@ -164,3 +164,38 @@ def test_memory_budget_refused_before_any_run_directory(tmp_path, capsys, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not list(tmp_path.glob("*/*"))
+
+
+def test_build_reads_loss_metrics_optimizer_options_and_permutations():
+    import jax.numpy as jnp
+    import ml_collections
+
+    from dlcore.cli._build import build_loss, build_metrics, build_model, build_optimizer
+    from dlcore.errors import ConfigError
+    from dlcore.losses import multiclass_hinge
+    from dlcore.models import MLPBase1D, PermuteInputs
+
+    s = jnp.array([[2.0, 1.5, -1.0], [0.0, 3.0, 1.0]])
+    batch = {"y": jnp.array([0, 0])}
+    np.testing.assert_allclose(build_loss("multiclass_hinge")(s, batch, {}), multiclass_hinge(s, batch["y"]))
+    np.testing.assert_allclose(build_loss("crammer_singer_hinge")(s, batch, {"margin": jnp.float32(2.0)}),
+                               [1.5, 5.0])  # max(0, 1.5 − 2 + 2), max(0, 3 − 0 + 2)
+    assert build_loss("cross_entropy") is None  # the Recipe default
+    np.testing.assert_allclose(build_metrics(("margin",))(s, batch)["margin"], [0.5, -3.0])
+    with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
+        build_loss("hinge")
+    with pytest.raises(ConfigError, match="unknown metric"):
+        build_metrics(("ece",))
+    # optimizer section keys other than name/schedule are optimizer_fn's static options.
+    g = {"w": jnp.full((3,), 0.5)}
+    for bc, first in ((True, 1.0), (False, 0.1 / np.sqrt(0.001))):  # first Adam step / lr: m̂/√v̂ vs m/√v
+        tx = build_optimizer(ml_collections.ConfigDict(dict(name="adam", bias_correction=bc, eps=0.0)), 10)(
+            {"learning_rate": jnp.float32(1.0)})
+        upd, _ = tx.update(g, tx.init(g))
+        np.testing.assert_allclose(-upd["w"], first, rtol=1e-5)
+    with pytest.raises(ConfigError, match="has no option 'bias_correction'"):
+        build_optimizer(ml_collections.ConfigDict(dict(name="sgd", bias_correction=False)), 10)
+    m = build_model(ml_collections.ConfigDict(dict(name="mnist1d_mlp", permute_inputs=True, permute_seed=3)), 10)
+    assert isinstance(m, PermuteInputs) and m.seed == 3 and isinstance(m.model, MLPBase1D)
+    off = build_model(ml_collections.ConfigDict(dict(name="mnist1d_mlp", permute_inputs=False)), 10)
+    assert isinstance(off, MLPBase1D)

@@ -78,3 +78,38 @@ def test_unprepared_dataset_is_a_clear_error(tmp_path):
         load_tfds_arrays("mnist", data_dir=str(tmp_path))
     with pytest.raises(DataError, match="unknown dataset 'no_such_set'"):
         load_tfds_arrays("no_such_set", data_dir=str(tmp_path))
+
+
+def test_position_permutation_is_keyed_and_applied_to_every_split():
+    from dlcore.data import permute_positions, position_permutation
+
+    p = position_permutation(3, 40)
+    assert sorted(p.tolist()) == list(range(40)) and (p == position_permutation(3, 40)).all()
+    assert not (p == position_permutation(4, 40)).all() and not (p == np.arange(40)).all()
+    x = np.arange(2 * 40 * 3, dtype=np.float32).reshape(2, 40, 3) + 1  # positions on axis 1, any trailing axes
+    assert (permute_positions(x, p)[:, 5] == x[:, p[5]]).all()
+    rng = np.random.default_rng(0)
+    xtr, xte = rng.normal(size=(50, 40)), rng.normal(size=(20, 40))
+    ytr, yte = np.arange(50) % 3, np.arange(20) % 3
+    plain = from_arrays(xtr, ytr, xte, yte, val_fraction=0.2, standardize=False)
+    shuf = from_arrays(xtr, ytr, xte, yte, val_fraction=0.2, standardize=False, permute_seed=3)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(np.asarray(shuf.split(split)[0]), np.asarray(plain.split(split)[0])[:, p])
+    with pytest.raises(ShapeError, match="cannot reorder inputs of shape"):
+        permute_positions(np.zeros((2, 39)), p)
+
+
+def test_no_validation_split_trains_and_reports_nan_validation():
+    # The MNIST-1D paper's setup: all training examples, raw inputs; fit used to fail with ZeroDivisionError.
+    from dlcore.data import load_dataset
+    from dlcore.nn import MLP
+    from dlcore.optim import optimizer_fn
+    from dlcore.train import Recipe, fit
+
+    data = load_dataset("mnist1d", val_fraction=0.0, standardize=False)
+    assert data.x_train.shape == (4000, 40) and data.x_val.shape == (0, 40)
+    assert np.asarray(data.x_train).std() > 0.5  # raw, not standardized per feature
+    res = fit(Recipe(MLP(widths=(16,), num_outputs=10), optimizer_fn("adam")), data, seed=0,
+              hparams=dict(learning_rate=1e-2), num_steps=40, batch_size=100, eval_every=20, progress=False)
+    assert np.isnan(res.final["val/accuracy"]) and np.isnan(res.final["val/loss"])
+    assert 0.1 < float(res.final["test/accuracy"]) <= 1.0 and np.isfinite(res.final["test/loss"])

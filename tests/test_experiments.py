@@ -45,3 +45,116 @@ def test_optimizer_study_runs_tiny(tmp_path, capsys):
     assert "2 compiled programs" in out and "6 points × 2 seeds" in out
     best = next(line for line in out.splitlines() if line.startswith("best learning_rate per group"))
     assert "optimizer=sgd:" in best and "optimizer=adam:" in best
+
+
+SMOKE = ["--no-progress", "--config.sweep.seeds=2", "--config.sweep.bootstrap_resamples=100"]
+
+
+def _smoke(tmp_path, capsys, name, *overrides):
+    rc = main(["run", name, "--out", str(tmp_path), *SMOKE, *overrides])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    return out
+
+
+def _test_rows(out):
+    """``{label: {metric: mean}}`` from the report's test-split table."""
+    rows = {}
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("test split (evaluated once"))
+    for line in lines[start + 2:]:
+        if not line.startswith("#"):
+            break
+        label, rest = line.split("  test/", 1)
+        metric, n, mean = rest.split()[:3]
+        rows.setdefault(label.strip(), {})["test/" + metric] = float(mean)
+    return rows
+
+
+def test_inductive_bias_runs_tiny(tmp_path, capsys):
+    # The reference setup (no validation split): every point is tested; the validation column is NaN.
+    out = _smoke(tmp_path, capsys, "inductive_bias", "--config.num_steps=30", "--config.eval_every=15",
+                 "--config.sweep.axes.model.values=('logistic','mnist1d_mlp')")
+    assert "4 points × 2 seeds" in out and "4 compiled programs" in out
+    rows = _test_rows(out)
+    assert set(rows) == {f"#{i} model={m} shuffled={s}" for i, (m, s) in enumerate(
+        [("logistic", False), ("logistic", True), ("mnist1d_mlp", False), ("mnist1d_mlp", True)])}
+    assert all(0.1 < r["test/accuracy"] < 1 for r in rows.values())
+
+
+def test_hinge_vs_ce_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "hinge_vs_ce", "--config.num_steps=30", "--config.eval_every=15",
+                 "--config.model.widths=(16,)")
+    rows = _test_rows(out)
+    assert set(rows) == {"#0 loss=cross_entropy", "#1 loss=multiclass_hinge"}
+    assert all("test/margin" in r for r in rows.values())
+
+
+def test_adam_bias_correction_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "adam_bias_correction", "--config.model.widths=(16,)",
+                 "--config.sweep.axes.steps.values=(5,)", "--config.sweep.axes.learning_rate.values=(0.01,)")
+    assert "2 points × 2 seeds" in out and "each point vs the best of steps=5 learning_rate=0.01" in out
+
+
+def test_weight_decay_vs_l2_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "weight_decay_vs_l2", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)")
+    assert "8 points × 2 seeds" in out and "2 compiled programs" in out
+
+
+def test_lr_schedules_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "lr_schedules", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)",
+                 "--config.sweep.axes.schedule.values=('step','cosine_warmup')",
+                 "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
+    assert "2 points × 2 seeds" in out and "2 compiled programs" in out
+
+
+def test_depth_skip_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "depth_skip", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.width=8", "--config.sweep.axes.depth.values=(3,)")
+    assert set(_test_rows(out)) == {"#0 depth=3 residual=False", "#1 depth=3 residual=True"}
+
+
+def test_transformer_warmup_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "transformer_warmup", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.d_model=8", "--config.model.num_heads=2", "--config.model.d_ff=8",
+                 "--config.model.num_layers=1", "--config.sweep.axes.norm_first.values=(False,)",
+                 "--config.sweep.axes.learning_rate.values=(0.003,)",
+                 "--config.sweep.axes.schedule.values=('cosine_warmup',)",
+                 "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
+    assert set(_test_rows(out)) == {"#0 learning_rate=0.003 norm_first=False schedule=cosine_warmup"}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_claim_checks_name_single_grid_points(name):
+    # `dlcore report --catalog` evaluates config.claim.checks; each side must be one point of the grid.
+    from dlcore.cli._catalog import OPS
+    from dlcore.cli._report import _fmt
+
+    _, mod = load_experiment(name)
+    config = mod.get_config()
+    if "claim" not in config:
+        return
+    assert config.claim.text and "sweep" in config
+    grid = {a.name: {_fmt(v) for v in a.grid()} for a in parse_sweep(config)["space"].axes}
+    for check in config.claim.checks:
+        metric, rest = check.split(": ", 1)
+        assert metric.split("/")[0] in ("val", "test", "train")
+        op = next(op for op in OPS if op in rest)
+        for side in rest.split(op):
+            try:
+                float(side)
+                continue
+            except ValueError:
+                pass
+            values = dict(part.split("=") for part in side.split())
+            assert set(values) == set(grid), (check, "name every axis")
+            assert all(v in grid[k] for k, v in values.items()), (check, grid)
+
+
+def test_init_depth_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "init_depth", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.width=8", "--config.model.depth=2", "--config.sweep.axes.activation.values=('tanh',)",
+                 "--config.sweep.axes.init.values=('normal:0.01','xavier_normal')")
+    assert set(_test_rows(out)) == {"#0 activation=tanh init=normal:0.01", "#1 activation=tanh init=xavier_normal"}

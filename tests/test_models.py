@@ -18,6 +18,11 @@ from sklearn.datasets import load_digits
 from dlcore.data import from_arrays
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.models import (
+    DeepMLP,
+    GRUBase1D,
+    LinearClassifier,
+    MLPBase1D,
+    PermuteInputs,
     FCN,
     MODELS,
     VGG,
@@ -71,8 +76,12 @@ def run(model, v, x, train=False):
         (ResNet(depth=50), (1, 224, 224, 3), 25_557_032),
         (ConvNeXt(), (1, 224, 224, 3), 28_589_128),  # ConvNeXt-T
         (ConvBase1D(), (1, 40), 5_210),  # MNIST-1D ConvBase
+        (GRUBase1D(), (1, 40), 5_134),  # MNIST-1D GRUBase: bidirectional, hidden 6, head over all 40 steps
+        (MLPBase1D(), (1, 40), 15_210),  # MNIST-1D MLPBase (residual hidden layer)
+        (LinearClassifier(), (1, 40), 410),  # MNIST-1D LinearBase
     ],
-    ids=["lenet5", "alexnet", "alexnet_torchvision", "vgg16", "resnet18", "resnet50", "convnext_t", "mnist1d"],
+    ids=["lenet5", "alexnet", "alexnet_torchvision", "vgg16", "resnet18", "resnet50", "convnext_t", "mnist1d",
+         "mnist1d_gru", "mnist1d_mlp", "mnist1d_linear"],
 )
 def test_published_parameter_counts(model, shape, published):
     assert count_params(model, shape) == published
@@ -330,3 +339,61 @@ def test_tiny_unet_overfits_a_segmentation_batch():
     acc = float(jnp.mean(pred == y))
     assert float(losses[-1]) < 0.1 * float(losses[0])
     assert acc > 0.98 > noisy_threshold_acc
+
+
+def test_mnist1d_reference_models_compute_their_formulas(key):
+    x = jax.random.normal(key, (3, 40))
+    m = MLPBase1D(hidden_size=7)
+    v = init(m, x)["params"]
+    h = jax.nn.relu(x @ v["linear1"]["kernel"] + v["linear1"]["bias"][None])
+    h = h + jax.nn.relu(h @ v["linear2"]["kernel"] + v["linear2"]["bias"][None])
+    np.testing.assert_allclose(run(m, {"params": v}, x), h @ v["linear3"]["kernel"] + v["linear3"]["bias"][None],
+                               rtol=1e-5, atol=1e-5)
+    lin = LinearClassifier(4)
+    w = init(lin, x)["params"]["head"]
+    np.testing.assert_allclose(run(lin, {"params": {"head": w}}, x), x @ w["kernel"] + w["bias"][None],
+                               rtol=1e-5, atol=1e-5)
+    # The GRU's head reads every step: changing only the first input step changes the logits through
+    # the forward direction, changing only the last step through the backward one and the last output.
+    g = GRUBase1D()
+    vg = init(g, x)
+    base = run(g, vg, x)
+    assert run(g, vg, x.at[:, 0].add(1.0)).shape == (3, 10)
+    assert float(jnp.abs(run(g, vg, x.at[:, 0].add(1.0)) - base).max()) > 1e-4
+    assert float(jnp.abs(run(g, vg, x.at[:, -1].add(1.0)) - base).max()) > 1e-4
+
+
+def test_permute_inputs_equals_permuting_the_data(key):
+    from dlcore.data import position_permutation
+
+    x = jax.random.normal(key, (4, 40))
+    m = PermuteInputs(ConvBase1D(channels=4), seed=5)
+    v = init(m, x)
+    inner = {"params": v["params"]["model"]}
+    perm = position_permutation(5, 40)
+    np.testing.assert_allclose(run(m, v, x), run(ConvBase1D(channels=4), inner, x[:, perm]), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(run(m, v, x), run(ConvBase1D(channels=4), inner, x), atol=1e-3)
+
+
+def test_deep_mlp_plain_and_residual_formulas(key):
+    x = jax.random.normal(key, (3, 40))
+    for residual in (False, True):
+        m = DeepMLP(width=5, depth=2, residual=residual)
+        v = init(m, x)["params"]
+        dense = lambda name, h: h @ v[name]["kernel"] + v[name]["bias"][None]  # noqa: E731
+        h = jax.nn.relu(dense("stem", x))
+        for i in (1, 2):
+            z = jax.nn.relu(dense(f"layer{i}", h))
+            h = h + z if residual else z
+        np.testing.assert_allclose(run(m, {"params": v}, x), dense("head", h), rtol=1e-5, atol=1e-5)
+    assert get_model("deep_mlp", depth=0).depth == 0
+    big = init(DeepMLP(width=400, depth=1, kernel_init="normal:1"), x)["params"]
+    small = init(DeepMLP(width=400, depth=1, kernel_init="normal:0.01"), x)["params"]
+    kai = init(DeepMLP(width=400, depth=1, kernel_init="kaiming_normal"), x)["params"]
+    assert abs(float(big["layer1"]["kernel"].std()) - 1.0) < 0.02
+    assert abs(float(small["layer1"]["kernel"].std()) - 0.01) < 2e-4
+    assert abs(float(kai["layer1"]["kernel"].std()) - np.sqrt(2 / 400)) < 2e-3
+    with pytest.raises(ConfigError, match="'normal:STD'"):
+        DeepMLP(kernel_init="normal:x").init(rbg(0), x)
+    with pytest.raises(ConfigError, match="depth must be ≥ 0"):
+        DeepMLP(depth=-1).init(rbg(0), x)

@@ -25,8 +25,21 @@ MODEL_BUILDERS: dict[str, Callable[[Any, int], Any]] = {"mlp": _mlp}
 """Model name -> ``builder(model_config, num_classes) -> linen.Module``; extend to add models."""
 
 
+MODEL_WRAPPER_KEYS = ("permute_inputs", "permute_seed")
+"""Model-section keys read here, not passed to the model: ``permute_inputs`` (bool) reorders the
+input positions by the fixed permutation of ``permute_seed`` (default 0) — ``dlcore.models.PermuteInputs``."""
+
+
 def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
     """The Linen module named by ``cfg.name`` (``MODEL_BUILDERS``, else ``dlcore.models``)."""
+    if any(k in cfg for k in MODEL_WRAPPER_KEYS):
+        inner = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k not in MODEL_WRAPPER_KEYS})
+        model = build_model(inner, num_classes)
+        if not cfg.get("permute_inputs", False):
+            return model
+        from dlcore.models import PermuteInputs
+
+        return PermuteInputs(model, seed=int(cfg.get("permute_seed", 0)))
     name = cfg.get("name")
     if name in MODEL_BUILDERS:
         return MODEL_BUILDERS[name](cfg, num_classes)
@@ -50,6 +63,9 @@ def build_dataset(cfg: ml_collections.ConfigDict):
         split_seed=int(cfg.get("split_seed", 0)),
         standardize=cfg.get("standardize", True),
         data_dir=cfg.get("data_dir") or None,
+        # None or negative: positions as they are; else one fixed permutation for every split.
+        permute_seed=None if cfg.get("permute_seed") is None or cfg.get("permute_seed") < 0
+        else int(cfg.get("permute_seed")),
     )
 
 
@@ -63,17 +79,75 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int):
         if get_schedule is None:
             raise ConfigError(f"schedule {sched_name!r} needs dlcore.optim.get_schedule")
         kwargs = dict(cfg.get("schedule_kwargs", {}) or {})
+        # Per-schedule arguments (a study sweeping optimizer.schedule): schedule_kwargs.<name> = {...},
+        # whose optional "schedule" entry names the schedule it configures (e.g. a warmup variant).
+        per = kwargs.get(sched_name)
+        if isinstance(per, (dict, ml_collections.ConfigDict)):
+            kwargs = dict(per)
+            sched_name = kwargs.pop("schedule", sched_name)
         schedule = get_schedule(sched_name, num_steps=num_steps, **kwargs)
-    return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule)
+    # Every other key is a static option of the optimizer (e.g. bias_correction=False for adam).
+    static = {k: v for k, v in cfg.items() if k not in ("name", "schedule", "schedule_kwargs")}
+    return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule, **static)
+
+
+LOSSES = ("cross_entropy", "multiclass_hinge", "crammer_singer_hinge")
+"""``config.loss`` names (default ``cross_entropy``): per-example losses of the logits."""
+
+
+def build_loss(name: str | None):
+    """The Recipe loss ``(outputs, batch, hparams) -> [B]`` named by ``config.loss``."""
+    from dlcore import losses
+    from dlcore.errors import unknown_name
+
+    if name in (None, "", "cross_entropy"):
+        return None  # the Recipe's default (cross-entropy with optional label smoothing)
+    if name == "multiclass_hinge":
+        return lambda out, batch, hp: losses.multiclass_hinge(out, batch["y"], hp.get("margin", 1.0))
+    if name == "crammer_singer_hinge":
+        return lambda out, batch, hp: losses.multiclass_hinge(out, batch["y"], hp.get("margin", 1.0),
+                                                              kind="crammer_singer")
+    raise unknown_name("loss", str(name), LOSSES)
 
 
 def build_recipe(config: ml_collections.ConfigDict, num_classes: int):
     from dlcore.train import Recipe
 
+    loss = build_loss(config.get("loss"))
+    extra = {} if loss is None else {"loss": loss}
+    metrics = build_metrics(config.get("metrics", ()))
+    if metrics is not None:
+        extra["metrics"] = metrics
     return Recipe(
         model=build_model(config.model, num_classes),
         optimizer=build_optimizer(config.optimizer, int(config.num_steps)),
+        **extra,
     )
+
+
+EXTRA_METRICS = ("margin",)
+"""``config.metrics`` names reported beside accuracy (train/val/test): ``margin`` = s_y − max_{j≠y} s_j."""
+
+
+def build_metrics(names):
+    """The Recipe metrics: accuracy plus the ``config.metrics`` names (None: the default, accuracy only)."""
+    names = tuple(names or ())
+    if not names:
+        return None
+    from dlcore import metrics
+    from dlcore.errors import unknown_name
+
+    for n in names:
+        if n not in EXTRA_METRICS:
+            raise unknown_name("metric (config.metrics)", str(n), EXTRA_METRICS)
+
+    def fn(out, batch):
+        m = {"accuracy": metrics.correct(out, batch["y"])}
+        if "margin" in names:
+            m["margin"] = metrics.margin(out, batch["y"])
+        return m
+
+    return fn
 
 
 def validate_run_config(config: ml_collections.ConfigDict) -> None:

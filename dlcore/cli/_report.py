@@ -7,6 +7,7 @@ plots; ``dlcore run`` prints this very report at the end of a study.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -21,11 +22,18 @@ from dlcore.errors import ConfigError, DlcoreError
 def add_arguments(p) -> None:
     p.add_argument("run_dir", help="a run directory written by `dlcore run` (holds results.csv and manifest.json)")
     p.add_argument("--no-plots", action="store_true", help="print the table only (writes nothing)")
+    p.add_argument("more_run_dirs", nargs="*", help=argparse.SUPPRESS)  # --catalog takes several
+    p.add_argument("--catalog", metavar="README", default=None,
+                   help="write the studies catalog (claim, command, CIs, verdict) of the run dirs to README")
 
 
 def cmd_report(args, overrides) -> int:
     if overrides:
         raise ConfigError("dlcore report takes no --config overrides; it re-reads the run directory's files")
+    if getattr(args, "catalog", None) or getattr(args, "more_run_dirs", None):
+        from dlcore.cli._catalog import cmd_catalog
+
+        return cmd_catalog(args)
     print(report_run(args.run_dir, plots=not args.no_plots))
     return 0
 

@@ -7,6 +7,8 @@ from dlcore.data._dataset import (
     fit_standardizer,
     from_arrays,
     load_dataset,
+    permute_positions,
+    position_permutation,
 )
 from dlcore.data._mnist1d import Mnist1d, generate_mnist1d, prepare_mnist1d
 from dlcore.data._sampler import (
@@ -31,6 +33,8 @@ __all__ = [
     "generate_mnist1d",
     "load_dataset",
     "load_tfds_arrays",
+    "permute_positions",
+    "position_permutation",
     "prepare_mnist1d",
     "steps_per_epoch",
 ]

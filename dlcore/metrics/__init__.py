@@ -8,6 +8,7 @@ from dlcore.metrics._classification import (
     confusion_matrix,
     correct,
     f1_score,
+    margin,
     precision_recall_f1,
     top_k_accuracy,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "correct",
     "expected_calibration_error",
     "f1_score",
+    "margin",
     "mean_absolute_error",
     "mean_bias_error",
     "mean_squared_error",

@@ -15,6 +15,20 @@ def correct(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
     return (jnp.argmax(logits_BxC, axis=-1) == labels_B).astype(jnp.float32)
 
 
+def margin(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Per-example classification margin ``s_y − max_{j≠y} s_j`` ``[B]`` (> 0 iff correct, ties aside).
+
+    The hinge loss is zero once it reaches 1; cross-entropy keeps increasing it.
+
+    >>> import jax.numpy as jnp
+    >>> margin(jnp.array([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]]), jnp.array([0, 0])).tolist()
+    [0.5, -2.0]
+    """
+    onehot = jax.nn.one_hot(labels_B, logits_BxC.shape[-1], dtype=bool)
+    s_y = jnp.sum(jnp.where(onehot, logits_BxC, 0.0), axis=-1)
+    return s_y - jnp.max(jnp.where(onehot, -jnp.inf, logits_BxC), axis=-1)
+
+
 def accuracy(logits_BxC: jax.Array, labels_B: jax.Array, mask_B: jax.Array | None = None) -> jax.Array:
     """Fraction of (unmasked) examples whose arg-max logit is the label.
 

@@ -12,7 +12,15 @@ from dlcore.errors import unknown_name
 from dlcore.models._blocks import ConvNeXt, ConvNeXtBlock, InceptionModule, SeparableConv, XceptionBlock
 from dlcore.models._classic import VGG, VGG_CONFIGS, AlexNet, LeNet5, SimpleCNN
 from dlcore.models._common import ConvNormAct, count_params, global_avg_pool
-from dlcore.models._mnist1d import ConvBase1D
+from dlcore.models._mnist1d import (
+    ConvBase1D,
+    DeepMLP,
+    GRUBase1D,
+    LinearClassifier,
+    MLPBase1D,
+    PermuteInputs,
+    SequenceTransformer1D,
+)
 from dlcore.models._resnet import RESNET_CONFIGS, BasicBlock, Bottleneck, ResNet, plain_resnet, resnet
 from dlcore.models._segmentation import FCN, UNet, pixel_cross_entropy, unet_output_size
 
@@ -27,6 +35,12 @@ MODELS = {
     "fcn": FCN,
     "unet": UNet,
     "mnist1d_cnn": ConvBase1D,
+    "mnist1d_mlp": MLPBase1D,
+    "mnist1d_gru": GRUBase1D,
+    "deep_mlp": DeepMLP,
+    "seq_transformer": SequenceTransformer1D,
+    "linear": LinearClassifier,
+    "logistic": LinearClassifier,
 }
 """Model constructors by name (for configs): ``MODELS[name](**kwargs)``."""
 
@@ -56,12 +70,18 @@ __all__ = [
     "ConvNeXt",
     "ConvNeXtBlock",
     "ConvNormAct",
+    "DeepMLP",
     "FCN",
+    "GRUBase1D",
     "InceptionModule",
     "LeNet5",
+    "LinearClassifier",
+    "MLPBase1D",
+    "PermuteInputs",
     "RESNET_CONFIGS",
     "ResNet",
     "SeparableConv",
+    "SequenceTransformer1D",
     "SimpleCNN",
     "UNet",
     "VGG",

@@ -124,10 +124,16 @@ def evaluate(recipe: Recipe, state: TrainState, x, y, batch_size: int | None = N
     """Mean loss and metrics of ``state`` on ``(x, y)``; jittable and vmappable over states.
 
     With ``batch_size`` the data is padded to a multiple of it and scanned in batches (for
-    datasets whose activations do not fit at once); padding is masked out exactly.
+    datasets whose activations do not fit at once); padding is masked out exactly. An empty split
+    (no validation set, ``load_dataset(..., val_fraction=0.0)``) gives NaN for every metric.
     """
     eval_step = make_eval_step(recipe)
     n = x.shape[0]
+    if n == 0:
+        # An empty split (e.g. ``val_fraction=0.0``): NaN metrics, as a mean over no examples is undefined.
+        one = {"x": jnp.zeros((1,) + x.shape[1:], x.dtype), "y": jnp.zeros((1,) + y.shape[1:], y.dtype)}
+        shapes = jax.eval_shape(eval_step, state, one)
+        return {k: jnp.full(s.shape, jnp.nan, jnp.float32) for k, s in shapes.items() if k != "count"}
     if batch_size is None or batch_size >= n:
         sums = eval_step(state, {"x": x, "y": y})
     else:

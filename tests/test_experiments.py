@@ -1,5 +1,6 @@
 """Every experiment in ./experiments loads, validates and (for studies) plans without training."""
 
+import csv
 import itertools
 
 import pytest
@@ -124,6 +125,20 @@ def test_transformer_warmup_runs_tiny(tmp_path, capsys):
                  "--config.sweep.axes.schedule.values=('cosine_warmup',)",
                  "--config.optimizer.schedule_kwargs.cosine_warmup.warmup_steps=5")
     assert set(_test_rows(out)) == {"#0 learning_rate=0.003 norm_first=False schedule=cosine_warmup"}
+
+
+def test_early_stopping_runs_tiny(tmp_path, capsys):
+    """Patience 0 (the fixed schedule) runs every step; patience 1 on a noisy tiny run stops early."""
+    out = _smoke(tmp_path, capsys, "early_stopping", "--config.num_steps=60", "--config.eval_every=5",
+                 "--config.model.widths=(16,)", "--config.sweep.axes.patience.values=(0,1)",
+                 "--config.hparams.learning_rate=0.3")
+    assert set(_test_rows(out)) == {"#0 patience=0", "#1 patience=1"}
+    (run_dir,) = tmp_path.glob("early_stopping/*")
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    fixed = [r for r in rows if r["patience"] == "0"]
+    assert all(r["status"] == "ok" and r["stop_step"] == "-1" for r in fixed)
+    stopped = [r for r in rows if r["patience"] == "1"]
+    assert all(r["status"] == "stopped" and 0 < int(r["stop_step"]) < 60 for r in stopped)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -115,6 +115,8 @@ def _set_path(cfg, path: str, value, field: str) -> None:
                 value = tuple(value)
             if isinstance(cur, float) and isinstance(value, int):
                 value = float(value)
+            if isinstance(cur, int) and not isinstance(cur, bool) and isinstance(value, float) and value.is_integer():
+                value = int(value)
             node[parts[-1]] = value
     except (TypeError, ValueError, KeyError) as e:
         raise ConfigError(f"{field}: cannot set config.{path} to {value!r} ({e})") from None
@@ -122,12 +124,13 @@ def _set_path(cfg, path: str, value, field: str) -> None:
 
 def run_options(cfg):
     """The run section of a config as :class:`dlcore.train.RunOptions` (steps, batch, evaluation,
-    and ``early_stopping=dict(patience=…, metric=…, mode=…)`` when the config has one)."""
+    and ``early_stopping=dict(patience=…, metric=…, mode=…)`` when the config has one; patience 0
+    turns it off, so it can be a study axis)."""
     from dlcore.train import EarlyStopping, RunOptions
 
     es = cfg.get("early_stopping", None)
     hooks = ()
-    if es:
+    if es and _plain(es).get("patience", 1) != 0:
         es = _plain(es)
         if not isinstance(es, dict):
             raise ConfigError(f"early_stopping must be a section like dict(patience=5, metric='loss'), got {es!r}")

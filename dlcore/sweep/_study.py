@@ -479,6 +479,7 @@ def run_study(
         for k, v in out.items():
             test.setdefault(f"test/{k}", np.full((P_, S), np.nan))[i] = np.asarray(v)
     metrics.update(test)
+    metrics.update(weight_statistics([pp["state"].params for pp in per_point]))
 
     from dlcore.manifest import run_hashes
 
@@ -564,10 +565,36 @@ def _describe(structure: Mapping) -> str:
     return " ".join(f"{k.split('.')[-1]}={v}" for k, v in structure.items()) + " · "
 
 
+SMALL_WEIGHT = 1e-3  # |w| below this counts as zero in ``weights/sparsity``
+
+
+def weight_statistics(params_per_point: Sequence) -> dict[str, np.ndarray]:
+    """``weights/sparsity`` (fraction of kernel entries with ``|w| < 1e-3``) and ``weights/l2_norm``
+    (``√Σ w²`` over kernels), ``[P, S]``, from each point's stacked final parameters ``[S, ...]``.
+    Kernels are the leaves with at least 2 dimensions per run (biases and norms left out), as in
+    :func:`dlcore.train.weight_penalty`.
+
+    >>> w = {"k": np.asarray([[[0.0, 1.0], [1e-4, -2.0]]]), "b": np.zeros((1, 2))}
+    >>> {k: np.round(v, 4).tolist() for k, v in weight_statistics([w]).items()}
+    {'weights/sparsity': [[0.5]], 'weights/l2_norm': [[2.2361]]}
+    """
+    sparsity, norm = [], []
+    for params in params_per_point:
+        kernels = [np.asarray(a, np.float64) for a in jax.tree.leaves(params) if np.ndim(a) >= 3]
+        if not kernels:
+            sparsity.append(np.full((len(jax.tree.leaves(params)[0]),), np.nan))
+            norm.append(sparsity[-1])
+            continue
+        flat = np.concatenate([k.reshape(k.shape[0], -1) for k in kernels], axis=1)
+        sparsity.append(np.mean(np.abs(flat) < SMALL_WEIGHT, axis=1))
+        norm.append(np.sqrt(np.sum(flat**2, axis=1)))
+    return {"weights/sparsity": np.stack(sparsity), "weights/l2_norm": np.stack(norm)}
+
+
 def study_rows(result: StudyResult) -> list[dict]:
     """Tidy rows, one per point × seed: ``point, stage, <axes…>, seed, status, stop_step, selected,
-    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last`` and
-    ``params_sha256``."""
+    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last``,
+    ``weights/sparsity``, ``weights/l2_norm`` and ``params_sha256``."""
     from dlcore.train import STATUS_NAMES
 
     rows = []
@@ -584,6 +611,8 @@ def study_rows(result: StudyResult) -> list[dict]:
                 v = float(result.metrics[k][i, j])
                 row[k] = "" if math.isnan(v) and k.startswith("test/") else v
             row["train/loss_last"] = float(result.train_loss_last[i, j])
+            for k in sorted(k for k in result.metrics if k.startswith("weights/")):
+                row[k] = float(result.metrics[k][i, j])
             row["params_sha256"] = result.hashes[i][j]
             rows.append(row)
     return rows

@@ -6,6 +6,7 @@ from dlcore.optim._least_squares import LEAST_SQUARES_METHODS, least_squares
 from dlcore.optim._lr_finder import LRCheckResult, LRFinderResult, lr_drop_check, lr_find
 from dlcore.optim._minimize import CGResult, MinimizeResult, conjugate_gradient, minimize
 from dlcore.optim._optimizers import (
+    COMMON_HPARAMS,
     OPTIMIZERS,
     OptimizerFn,
     check_hparams,

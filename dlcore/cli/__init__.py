@@ -18,12 +18,13 @@ def configure_host_devices(count: int | None = None) -> None:
     Must run before JAX is imported; an existing ``--xla_force_host_platform_device_count`` in
     ``XLA_FLAGS`` wins. Only the CPU platform is affected (GPU/TPU device counts do not change).
     """
+    raw = os.environ.get("DLCORE_HOST_DEVICES", "").strip()
+    env_count = host_devices_from_env(raw) if raw else None  # a bad value is refused even when unused
     flags = os.environ.get("XLA_FLAGS", "")
     if HOST_DEVICES_FLAG in flags or "jax" in sys.modules:
         return
     if count is None:
-        raw = os.environ.get("DLCORE_HOST_DEVICES", "").strip()
-        count = host_devices_from_env(raw) if raw else (os.cpu_count() or 1)
+        count = env_count or (os.cpu_count() or 1)
     if count > 1:
         os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={count}".strip()
 

@@ -115,7 +115,7 @@ def consumed_hparams(config: ml_collections.ConfigDict) -> set[str]:
         model = build_model(config.model, 2)
         for f in dataclasses.fields(model):
             v = getattr(model, f.name, None)
-            if f.name not in ("parent", "name") and isinstance(v, (int, float)) and not isinstance(v, bool):
+            if f.name not in ("parent", "name") and isinstance(v, float):  # e.g. dropout_rate, bn_momentum
                 names.add(f.name)
     return names
 

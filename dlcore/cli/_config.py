@@ -76,6 +76,9 @@ def load_experiment(spec: str):
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"experiment {str(path)!r} has no get_config() function; define get_config() "
                           "returning an ml_collections.ConfigDict")
+    user_get_config = module.get_config
+    # Every caller (run, study, check) gets the checked version: an exception or a wrong type is one line.
+    module.get_config = lambda: experiment_config(user_get_config, str(path))
     return path.stem, module
 
 

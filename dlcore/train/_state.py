@@ -106,12 +106,15 @@ class Recipe:
 
 def as_hparams(hparams: Mapping[str, Any]) -> dict[str, jax.Array]:
     """Numeric hyperparameters as float32 arrays (a clear error for non-numeric values)."""
+    from dlcore.optim import check_hparams
+
     out = {}
     for k, v in dict(hparams).items():
         try:
             out[k] = jnp.asarray(v, dtype=jnp.float32)
         except (TypeError, ValueError):
             raise ConfigError(f"hyperparameter {k!r} must be numeric, got {v!r}") from None
+    check_hparams(out)  # finite and in range (concrete values; traced ones are checked by the caller)
     return out
 
 

@@ -47,7 +47,7 @@ CLI_CASES = [
      "config.hparams.learning_rate must be a finite number, got inf"),
     ("learning rate -inf", ["run", "tiny", "--config.hparams.learning_rate=-inf"], {}, {}, "must be a finite number"),
     ("learning rate negative", ["run", "tiny", "--config.hparams.learning_rate=-0.1"], {}, {},
-     "'learning_rate' must be >= 0, got -0.1"),
+     "config.hparams.learning_rate must be positive, got -0.1"),
     ("learning rate zero", ["run", "tiny", "--config.hparams.learning_rate=0"], {}, {},
      "learning_rate must be positive, got 0"),
     ("misspelt hyperparameter", ["run", "tiny", "--config.hparams.learnig_rate=0.1"], {}, {},

@@ -265,14 +265,19 @@ def test_size_limit_from_the_start_fails_before_training_and_leaves_nothing(tmp_
     assert list((tmp_path / "runs" / "tiny").iterdir()) == []
 
 
-def _without_dac_override():
-    """In the child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so root obeys file modes."""
-    import ctypes
-
+# Run in a fresh interpreter (not in a forked child of this multithreaded process): drop
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so root obeys file modes in the
+# program it then executes.
+WITHOUT_DAC = textwrap.dedent(
+    """
+    import ctypes, os, sys
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in (1, 2):
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from the exec'd program too
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    os.execv(sys.argv[1], sys.argv[1:])
+    """
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or os.getuid() != 0,
@@ -287,12 +292,12 @@ def test_read_only_directories(tmp_path):
     for d in (run_dir, ro / "tiny", ro):
         d.chmod(0o555)
     env = _env(None)
-    cmd = [sys.executable, "-m", "dlcore.cli"]
+    cmd = [sys.executable, "-c", WITHOUT_DAC, sys.executable, "-m", "dlcore.cli"]
     try:
         a = subprocess.run([*cmd, "run", "tiny", "--out", str(ro), "--no-progress"], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=180, preexec_fn=_without_dac_override)
+                           capture_output=True, text=True, timeout=180)
         b = subprocess.run([*cmd, "report", str(run_dir)], env=env, cwd=ROOT, capture_output=True, text=True,
-                           timeout=180, preexec_fn=_without_dac_override)
+                           timeout=180)
     finally:
         for d in (ro, ro / "tiny", run_dir):
             d.chmod(0o755)

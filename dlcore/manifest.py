@@ -108,12 +108,17 @@ def build_manifest(*, experiment: str, config: dict, seeds, params_hashes, extra
 
 
 def write_json_atomic(path: str, obj) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write JSON to ``path`` via a temporary file and ``os.replace`` (never a half-written file).
+
+    A failed write (full disk, file-size limit, read-only place) removes the temporary file and
+    raises :class:`dlcore.errors.StorageError` naming ``path``.
+    """
+    from dlcore.errors import atomic_path
+
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"  # before any file exists
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
 
 
 def _json_default(o):

@@ -56,7 +56,9 @@ def root_key(seed) -> jax.Array:
       ``uint32[2]`` key.
     """
     if isinstance(seed, bool) or (isinstance(seed, int) and not 0 <= seed < 2**32):
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+        from dlcore.errors import ConfigError
+
+        raise ConfigError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     return jax.random.PRNGKey(seed)
 
 

@@ -143,7 +143,7 @@ def test_every_run_flag_works_for_studies(tmp_path, capsys):
     (["--fallback"], "--fallback only applies with --resume"),
     (["--coordinator", "localhost:1234"], "--coordinator only applies with --distributed"),
     (["--process-id", "1"], "--process-id only applies with --distributed"),
-    (["--keep", "0"], "--keep >= 1"),
+    (["--keep", "0"], "--keep must be >= 1"),
     (["--checkpoint-every", "-5"], "--checkpoint-every must be >= 0"),
 ])
 def test_flags_that_do_not_apply_are_refused(tmp_path, capsys, extra, message):

@@ -161,8 +161,8 @@ def test_write_failure_mid_run_keeps_previous(three_steps, monkeypatch):
 
     monkeypatch.setattr(ckpt._mngr, "save", full)
     assert ckpt.save(state.replace(step=np.full((2,), 40, np.int32)))  # the write runs in the background
-    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*/40: No space left on device; free space "
-                                              r"\(the previous checkpoint at step 30 is intact\)"):
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*/40: No space left on device; free space on "
+                                              r"that disk \(the checkpoint at step 30 is intact; resume from it\)"):
         ckpt.close()
     assert C.restore(d, abstract).step == 30
 

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from dlcore.checkpoint import _errors as E
-from dlcore.errors import CheckpointError
+from dlcore.errors import CheckpointError, remove_quietly, storage_error
 from dlcore.host import host_step as _host_step, to_host as _to_host
 
 ITEMS = ("state", "history", "meta")
@@ -46,6 +46,53 @@ CHECKPOINT_SUBDIR = "checkpoints"  # a run directory's checkpoints live here
 # stalls the writer there instead (a test then kills the process mid-write);
 # "sleep-after-save:SECONDS" pauses the writer after each commit (a window to kill the process).
 TEST_FAULT_ENV = "DLCORE_CHECKPOINT_TEST_FAULT"
+
+
+def _remove_partial_step(directory: str, step: int) -> None:
+    """Remove the temporary directories of ``step`` and the step itself if it lacks its file list."""
+    import glob
+
+    for tmp in glob.glob(os.path.join(glob.escape(directory), f"{step}.orbax-checkpoint-tmp*")):
+        remove_quietly(tmp)
+    final = os.path.join(directory, str(step))
+    if os.path.isdir(final) and not os.path.exists(os.path.join(final, E.FILE_LIST)):
+        remove_quietly(final)  # committed by orbax but its file list could not be written
+    for tmp in glob.glob(os.path.join(glob.escape(final), f"{E.FILE_LIST}.tmp*")):
+        remove_quietly(tmp)
+
+
+class _QuietOrbaxThreadErrors:
+    """Drops the tracebacks orbax's writer threads log and print when a write fails.
+
+    The same failure is raised once, as a :class:`CheckpointError` naming the step, by the
+    manager; tensorstore's late callbacks into orbax's closed event loop ("Event loop is closed")
+    are noise of the same failure.
+    """
+
+    installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        import logging
+        import sys
+
+        if cls.installed:
+            return
+        cls.installed = True
+
+        class _Filter(logging.Filter):
+            def filter(self, record):
+                return "_SignalingThread.run() raised an exception" not in str(record.msg)
+
+        logging.getLogger("absl").addFilter(_Filter())
+        previous = sys.unraisablehook
+
+        def hook(u):
+            if isinstance(u.exc_value, RuntimeError) and "Event loop is closed" in str(u.exc_value):
+                return
+            previous(u)
+
+        sys.unraisablehook = hook
 
 
 class Restored(NamedTuple):
@@ -181,6 +228,7 @@ class CheckpointManager:
                 f"cannot create the checkpoint directory {self.directory}: {e.strerror or e}; "
                 "free space or choose a writable place"
             ) from None
+        _QuietOrbaxThreadErrors.install()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlcore-checkpoint")
         self._pending: concurrent.futures.Future | None = None  # the writer thread's current run
         self._lock = threading.Lock()
@@ -321,6 +369,7 @@ class CheckpointManager:
         items = dict(state=ocp.args.StandardSave(host_state), meta=ocp.args.JsonSave(meta))
         if arrays:  # orbax refuses an empty item
             items["history"] = ocp.args.StandardSave(arrays)
+        final = os.path.join(self.directory, str(step))
         try:
             self._mngr.save(
                 step,
@@ -328,13 +377,16 @@ class CheckpointManager:
                 metrics=metrics,
                 force=True,
             )
-            E.write_file_list(os.path.join(self.directory, str(step)))
-        except OSError as e:
+            E.write_file_list(final)
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise ValueError, OSError, RuntimeError ...
+            # A full disk or a file-size limit: tensorstore reports RESOURCE_EXHAUSTED / OUT_OF_RANGE as a
+            # ValueError from orbax's threads. Remove this step's temporary (or uncommitted) files so
+            # only whole checkpoints remain; the earlier ones are untouched.
+            _remove_partial_step(self.directory, step)
             prev = [s for s in self.steps() if s < step]
-            raise CheckpointError(
-                f"cannot write checkpoint {os.path.join(self.directory, str(step))}: {e.strerror or e}; "
-                f"free space (the previous checkpoint{f' at step {prev[-1]}' if prev else ''} is intact)"
-            ) from None
+            kept = (f" (the checkpoint at step {prev[-1]} is intact; resume from it)" if prev
+                    else " (no earlier checkpoint)")
+            raise CheckpointError(str(storage_error(final, e, "write checkpoint", kept))) from None
         kind, arg = _fault()
         if kind == "sleep-after-save":
             time.sleep(float(arg))

@@ -18,18 +18,47 @@ def configure_host_devices(count: int | None = None) -> None:
     Must run before JAX is imported; an existing ``--xla_force_host_platform_device_count`` in
     ``XLA_FLAGS`` wins. Only the CPU platform is affected (GPU/TPU device counts do not change).
     """
+    raw = os.environ.get("DLCORE_HOST_DEVICES", "").strip()
+    env_count = host_devices_from_env(raw) if raw else None  # a bad value is refused even when unused
     flags = os.environ.get("XLA_FLAGS", "")
     if HOST_DEVICES_FLAG in flags or "jax" in sys.modules:
         return
     if count is None:
-        count = int(os.environ.get("DLCORE_HOST_DEVICES", os.cpu_count() or 1))
+        count = env_count or (os.cpu_count() or 1)
     if count > 1:
         os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={count}".strip()
 
 
+MAX_HOST_DEVICES = 1024
+
+
+def host_devices_from_env(raw: str) -> int:
+    """``$DLCORE_HOST_DEVICES`` as a count in ``[1, 1024]``, or a :class:`dlcore.errors.ConfigError`.
+
+    >>> host_devices_from_env("4")
+    4
+    """
+    from dlcore.errors import ConfigError
+
+    try:
+        count = int(raw)
+    except ValueError:
+        count = None
+    if count is None or not 1 <= count <= MAX_HOST_DEVICES:
+        raise ConfigError(f"DLCORE_HOST_DEVICES={raw!r} is not a device count; set it to an integer from 1 to "
+                          f"{MAX_HOST_DEVICES} (e.g. the number of CPU cores, {os.cpu_count() or 1}) or unset it")
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dlcore`` console script; returns the exit code."""
-    configure_host_devices()
+    from dlcore.errors import DlcoreError
+
+    try:
+        configure_host_devices()
+    except DlcoreError as e:
+        print(f"dlcore: error: {e}", file=sys.stderr)
+        return 2
     from dlcore.cli._main import run_cli
 
     return run_cli(sys.argv[1:] if argv is None else list(argv))

@@ -10,8 +10,23 @@ from dlcore.errors import ConfigError, unknown_name
 
 
 def _mlp(cfg, num_classes):
-    from dlcore.nn import MLP
+    from dlcore.nn import MLP, NORMS, get_activation
 
+    widths = cfg.get("widths", (100, 100))
+    if isinstance(widths, (int, float)):
+        widths = (widths,)
+    if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        raise ConfigError(f"config.model.widths must be positive integers, got {tuple(widths)!r}; "
+                          'e.g. --config.model.widths="(100,100)"')
+    norm = cfg.get("norm", "none")
+    if norm not in NORMS:
+        raise unknown_name("norm (config.model.norm)", str(norm), NORMS)
+    get_activation(cfg.get("activation", "relu"))  # unknown names: one line listing the valid ones
+    bn_momentum = cfg.get("bn_momentum", 0.9)
+    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 <= bn_momentum < 1:
+        raise ConfigError(f"config.model.bn_momentum must be in [0, 1), got {bn_momentum!r}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"the dataset has {num_classes!r} classes; a classifier needs at least 1")
     return MLP(
         widths=tuple(int(w) for w in cfg.get("widths", (100, 100))),
         num_outputs=num_classes,
@@ -150,8 +165,71 @@ def build_metrics(names):
     return fn
 
 
+# Hyperparameters the loss and penalty read (dlcore.train.classification_loss, weight_penalty).
+LOSS_HPARAMS = ("label_smoothing", "l1", "l2")
+
+
+
+def consumed_hparams(config: ml_collections.ConfigDict) -> set[str]:
+    """Hyperparameter names something reads: any optimizer, the loss and penalty, or a model field.
+
+    Names of every registered optimizer are accepted (a study may sweep the optimizer itself);
+    a model's numeric fields (e.g. ``MLP.dropout_rate``) are set from ``hparams`` per step.
+    """
+    import dataclasses
+
+    from dlcore.optim import COMMON_HPARAMS, OPTIMIZERS
+
+    names = set(COMMON_HPARAMS) | set(LOSS_HPARAMS)
+    for _, defaults in OPTIMIZERS.values():
+        names |= set(defaults)
+    if "model" in config:
+        model = build_model(config.model, 2)
+        for f in dataclasses.fields(model):
+            v = getattr(model, f.name, None)
+            if f.name not in ("parent", "name") and isinstance(v, float):  # e.g. dropout_rate, bn_momentum
+                names.add(f.name)
+    return names
+
+
+def check_hparam_names(config: ml_collections.ConfigDict) -> None:
+    """Refuse a hyperparameter nothing reads (a misspelling would silently run with the default)."""
+    import difflib
+
+    known = consumed_hparams(config)
+    for k in config.hparams.keys():
+        if k not in known:
+            close = difflib.get_close_matches(k, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"unknown hyperparameter config.hparams.{k}: neither the optimizer, the loss nor the model "
+                f"reads it; {hint}known: {', '.join(sorted(known))}"
+            )
+
+
+def check_hparam_values(hparams) -> None:
+    """Every hyperparameter of a config a finite number in its range."""
+    import numpy as np
+
+    from dlcore.optim import check_hparams
+
+    for k, v in hparams.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"config.hparams.{k} must be a number, got {v!r}")
+        if not np.isfinite(v):
+            raise ConfigError(f"config.hparams.{k} must be a finite number, got {v!r}; set "
+                              f"--config.hparams.{k}=<number>")
+    if "learning_rate" in hparams and hparams["learning_rate"] <= 0:
+        raise ConfigError(f"config.hparams.learning_rate must be positive, got {hparams['learning_rate']}")
+    check_hparams(dict(hparams))  # ranges: optimizer's, dropout_rate, label_smoothing, l1, l2
+
+
 def validate_run_config(config: ml_collections.ConfigDict) -> None:
-    """Check the run section's values before anything is computed."""
+    """Check the run section's values before anything is computed (and before a run directory exists).
+
+    Counts are positive integers; hyperparameters finite, in range and read by something
+    (:func:`check_hparam_names`); the model's structure (widths, activation, norm) is buildable.
+    """
     for key in ("num_steps", "batch_size", "eval_every"):
         if key not in config:
             raise ConfigError(f"the config has no {key!r}; add config.{key}")
@@ -160,10 +238,22 @@ def validate_run_config(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.{key} must be a positive integer, got {v!r}")
     if "hparams" not in config or "learning_rate" not in config.hparams:
         raise ConfigError("the config needs config.hparams.learning_rate")
-    for k, v in config.hparams.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"config.hparams.{k} must be a number, got {v!r}")
-    if config.hparams.learning_rate <= 0:
-        raise ConfigError(f"config.hparams.learning_rate must be positive, got {config.hparams.learning_rate}")
-    if "dropout_rate" in config.hparams and not 0 <= config.hparams.dropout_rate < 1:
-        raise ConfigError(f"config.hparams.dropout_rate must be in [0, 1), got {config.hparams.dropout_rate}")
+    check_hparam_values(config.hparams)
+    check_hparam_names(config)
+
+
+def validate_data_fit(config: ml_collections.ConfigDict, data) -> None:
+    """The batch fits the training split (call after loading the data, before creating the run directory)."""
+    n = int(data.x_train.shape[0])
+    if config.batch_size > n:
+        raise ConfigError(f"config.batch_size={config.batch_size} is larger than the {n} training examples of "
+                          f"{getattr(data, 'name', 'the dataset')}; use --config.batch_size={min(n, 100)} or less")
+
+
+def validate_checkpoint_args(args) -> None:
+    """``--checkpoint-every >= 0`` and ``--keep >= 1`` (before the run directory is created)."""
+    every, keep = getattr(args, "checkpoint_every", 0), getattr(args, "keep", 1)
+    if every is not None and every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 (0: only at the end), got {every}")
+    if keep is not None and keep < 1:
+        raise ConfigError(f"--keep must be >= 1, got {keep}")

@@ -51,8 +51,9 @@ def _diff(a, b, prefix=""):
 
 def check_flags(args) -> None:
     """``--checkpoint-every``/``--keep``/``--fallback`` values, before any run directory exists."""
-    if args.checkpoint_every < 0 or args.keep < 1:
-        raise ConfigError(f"--checkpoint-every must be >= 0 and --keep >= 1, got {args.checkpoint_every} and {args.keep}")
+    from dlcore.cli._build import validate_checkpoint_args
+
+    validate_checkpoint_args(args)
     for flag, given in (("--fallback", args.fallback), ("--new-schedule", args.new_schedule)):
         if given and not args.resume:
             raise ConfigError(f"{flag} only applies with --resume RUN_DIR; drop it or add --resume")

@@ -48,7 +48,11 @@ def resolve_experiment(spec: str) -> pathlib.Path:
 
 
 def load_experiment(spec: str):
-    """Import an experiment file; returns ``(name, module)``. The module must define ``get_config``."""
+    """Import an experiment file; returns ``(name, module)``. The module must define ``get_config``.
+
+    A file that does not import (syntax error, failing import, an exception at import time) is a
+    :class:`ConfigError` naming the file and line, not a traceback.
+    """
     path = resolve_experiment(spec)
     mod_spec = importlib.util.spec_from_file_location(f"dlcore_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(mod_spec)
@@ -57,12 +61,50 @@ def load_experiment(spec: str):
     sys.path.insert(0, folder)
     try:
         mod_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        where = f"{e.filename or path}:{e.lineno}" if e.lineno else str(e.filename or path)
+        raise ConfigError(f"experiment file {where}: syntax error: {e.msg}; fix the file") from None
+    except ImportError as e:
+        raise ConfigError(f"experiment {str(path)!r} cannot be imported: {_where(e, path)}{type(e).__name__}: {e}; "
+                          "install the missing package or fix the import") from None
+    except Exception as e:  # noqa: BLE001 - any error of user code at import time
+        raise ConfigError(f"experiment {str(path)!r} failed while importing: {_where(e, path)}"
+                          f"{type(e).__name__}: {e}; fix the file") from None
     finally:
         sys.path.remove(folder)
         sys.modules.pop("_base", None)  # another folder's _base.py must not be served from the cache
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"experiment {str(path)!r} has no get_config() function")
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"experiment {str(path)!r} has no get_config() function; define get_config() "
+                          "returning an ml_collections.ConfigDict")
+    user_get_config = module.get_config
+    # Every caller (run, study, check) gets the checked version: an exception or a wrong type is one line.
+    module.get_config = lambda: experiment_config(user_get_config, str(path))
     return path.stem, module
+
+
+def _where(err: BaseException, path) -> str:
+    """``file:line: `` of the deepest frame of ``err`` inside the experiment's folder, or ``''``."""
+    import traceback
+
+    folder = str(pathlib.Path(path).parent)
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith(folder)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+
+
+def experiment_config(get_config, path: str) -> ml_collections.ConfigDict:
+    """Call an experiment's ``get_config()``; an exception or a wrong return type is a ConfigError."""
+    where = path
+    try:
+        config = get_config()
+    except Exception as e:  # noqa: BLE001 - user code
+        raise ConfigError(f"get_config() of {where} raised {_where(e, where)}{type(e).__name__}: {e}; "
+                          "fix the experiment file") from None
+    if isinstance(config, dict) and not isinstance(config, ml_collections.ConfigDict):
+        config = ml_collections.ConfigDict(config)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"get_config() of {where} returned {type(config).__name__}, not an "
+                          "ml_collections.ConfigDict; return one (see experiments/_base.py)")
+    return config
 
 
 def parse_overrides(args: list[str]) -> dict[str, str]:

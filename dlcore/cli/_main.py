@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Callable
 
 from dlcore.errors import DlcoreError
@@ -39,10 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send before a kill), raised in the main thread like Ctrl-C.
+
+    Being a ``KeyboardInterrupt``, it unwinds through the same ``finally`` blocks: the checkpoint
+    manager waits for the checkpoint being written before the process exits.
+    """
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run_cli(argv: list[str]) -> int:
+    """Parse ``argv`` and run the command; returns the exit code.
+
+    0: done; 2: bad input or a storage failure (one line ``dlcore: error: ...``); 130: interrupted
+    by SIGINT (Ctrl-C); 143: terminated by SIGTERM. On 130 and 143 the checkpoint being written is
+    finished first, so ``--resume RUN_DIR`` continues from it.
+    """
     _register_builtin()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         overrides = {}
         if rest:
@@ -53,6 +76,13 @@ def run_cli(argv: list[str]) -> int:
     except DlcoreError as e:
         print(f"dlcore: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("dlcore: terminated (SIGTERM); the checkpoint being written was finished — "
+              "continue with --resume RUN_DIR", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("dlcore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

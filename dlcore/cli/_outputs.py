@@ -9,27 +9,41 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from dlcore.errors import DlcoreError
+from dlcore.errors import DlcoreError, atomic_path, remove_quietly, storage_error
 
 
 def make_run_dir(root: str, experiment: str) -> str:
     """Create ``root/<experiment>/<timestamp>`` (unique) and check that it is writable.
 
-    Fails *before* any training with a clear error when the disk is full or not writable.
+    The name is claimed with ``os.mkdir``, which fails if it exists, so runs started at the same
+    instant (several processes) get distinct directories: ``<stamp>``, ``<stamp>-1``, ... Fails
+    *before* any training with a clear error when the disk is full or not writable, and then
+    leaves no empty run directory behind.
     """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(root, experiment, stamp)
-    path, i = base, 1
-    while os.path.exists(path):
-        path, i = f"{base}-{i}", i + 1
+    parent = os.path.join(root, experiment)
+    base = os.path.join(parent, stamp)
+    fix = "free space or choose another place with --out DIR"
     try:
-        os.makedirs(path)
+        os.makedirs(parent, exist_ok=True)
     except OSError as e:
-        raise DlcoreError(
-            f"cannot write the run directory {path}: {e.strerror or e}; free space or choose another "
-            "place with --out DIR"
-        ) from None
-    check_writable(path, "choose another place with --out DIR")
+        raise storage_error(parent, e, "write the run directory", "; or choose another place with --out DIR") from None
+    for i in range(100000):
+        path = base if i == 0 else f"{base}-{i}"
+        try:
+            os.mkdir(path)
+            break
+        except FileExistsError:
+            continue  # taken (by an earlier run or one started at the same instant): next suffix
+        except OSError as e:
+            raise storage_error(path, e, "write the run directory", "; or choose another place with --out DIR") from None
+    else:  # pragma: no cover
+        raise DlcoreError(f"cannot create a run directory under {parent}: every name is taken; {fix}")
+    try:
+        check_writable(path, "choose another place with --out DIR")
+    except DlcoreError:
+        remove_quietly(path)  # it is empty: do not leave it behind
+        raise
     return path
 
 
@@ -79,19 +93,17 @@ def write_csv(path: str, rows: Sequence[Mapping]) -> None:
     cols: list[str] = []
     for r in rows:
         cols.extend(k for k in r if k not in cols)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
 
 
 def write_history(path: str, history: Mapping[str, np.ndarray], seeds: Sequence[int]) -> None:
     """``history.npz``: every history array plus ``seeds``."""
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez_compressed(tmp, seeds=np.asarray(seeds), **{k: np.asarray(v) for k, v in history.items()})
-    os.replace(tmp, path)
+    with atomic_path(path, ".npz") as tmp:
+        np.savez_compressed(tmp, seeds=np.asarray(seeds), **{k: np.asarray(v) for k, v in history.items()})
 
 
 def summary_table(final: Mapping[str, np.ndarray], confidence: float = 0.95, ok_mask=None) -> str:

@@ -45,15 +45,31 @@ def _read(run_dir: str):
     for f, p in paths.items():
         if not os.path.isfile(p):
             raise DlcoreError(f"{run_dir!r} has no {f}; is it a run directory written by `dlcore run`?")
-    with open(paths["results.csv"], newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(paths["manifest.json"]) as f:
-        man = json.load(f)
+    fix = "re-run the experiment (or restore the file from a copy)"
+    try:
+        with open(paths["results.csv"], newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            if None in r or None in r.values():  # a row longer or shorter than the header
+                raise ValueError("rows do not match the header")
+    except (OSError, ValueError, csv.Error, UnicodeDecodeError) as e:
+        raise DlcoreError(f"{paths['results.csv']} is damaged ({e}); {fix}") from None
+    try:
+        with open(paths["manifest.json"]) as f:
+            man = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise DlcoreError(f"{paths['manifest.json']} is damaged (not valid JSON: {e}); {fix}") from None
+    if not isinstance(man, dict):
+        raise DlcoreError(f"{paths['manifest.json']} is damaged (a JSON {type(man).__name__}, not an object); {fix}")
     hist_path = os.path.join(run_dir, "history.npz")
     history = {}
     if os.path.isfile(hist_path):
-        with np.load(hist_path) as h:
-            history = {k: np.asarray(h[k]) for k in h.files}
+        try:
+            with np.load(hist_path) as h:
+                history = {k: np.asarray(h[k]) for k in h.files}
+        except Exception as e:  # noqa: BLE001 - zipfile/zlib/numpy raise many kinds for a damaged file
+            raise DlcoreError(f"{hist_path} is damaged ({type(e).__name__}: {str(e)[:200]}); {fix}, "
+                              "or delete it to report without learning curves") from None
     return rows, man, history
 
 
@@ -61,16 +77,25 @@ def report_run(run_dir: str, plots: bool = True) -> str:
     """The report text of a run directory; with ``plots`` it re-draws the plots and saves the text
     as ``summary.txt`` (without, it only returns the text and writes nothing)."""
     rows, man, history = _read(run_dir)
-    if "study" in man:
-        text = _study_report(run_dir, rows, man, history, plots)
-    else:
-        text = _seed_report(run_dir, rows, man, history, plots)
+    try:
+        if "study" in man:
+            text = _study_report(run_dir, rows, man, history, plots)
+        else:
+            text = _seed_report(run_dir, rows, man, history, plots)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        if isinstance(e, DlcoreError):
+            raise
+        # Readable files that do not fit together (an edited or half-restored run directory).
+        raise DlcoreError(f"the files of {run_dir} do not fit together ({type(e).__name__}: {str(e)[:200]}); "
+                          "re-run the experiment or restore manifest.json, results.csv and history.npz "
+                          "from one run") from None
     if not plots:
         return text
-    tmp = os.path.join(run_dir, f"summary.txt.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, os.path.join(run_dir, "summary.txt"))
+    from dlcore.errors import atomic_path
+
+    with atomic_path(os.path.join(run_dir, "summary.txt")) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
     return text
 
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from dlcore.cli._build import build_dataset, validate_run_config
+from dlcore.cli._build import build_dataset, validate_data_fit, validate_run_config
 from dlcore.cli._config import apply_overrides, load_experiment
 from dlcore.cli._outputs import make_run_dir, results_rows, summary_table, write_csv, write_history
 
@@ -101,6 +101,7 @@ def cmd_run(args, overrides) -> int:
     if resume is not None:
         spec["seeds"] = resume.seeds
     data = build_dataset(config.dataset)
+    validate_data_fit(config, data)
     build = make_build(config, data.num_classes)
     validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
     first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],

@@ -174,6 +174,15 @@ def from_arrays(
         x_train, x_val, x_test = s(x_train), s(x_val), s(x_test)
     if num_classes is None:
         num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+    for ya, which in ((y_train, "train"), (y_val, "validation"), (y_test, "test")):
+        ya = np.asarray(ya)
+        if ya.size and (not np.issubdtype(ya.dtype, np.integer) or ya.min() < 0 or ya.max() >= num_classes):
+            raise DataError(f"{which} labels must be integers in [0, {num_classes}) (num_classes={num_classes}), "
+                            f"got {ya.dtype} values in [{ya.min()}, {ya.max()}]; fix the labels or num_classes")
+    for xa, which in ((x_train, "train"), (x_val, "validation"), (x_test, "test")):
+        if not np.isfinite(xa).all():
+            raise DataError(f"{which} inputs contain NaN or infinity ({int((~np.isfinite(xa)).sum())} values); "
+                            "clean or impute them before training")
     put = (lambda a: jax.device_put(a, device)) if device is not None else jnp.asarray
     return Dataset(
         x_train=put(x_train),

@@ -5,6 +5,7 @@ training loop, so they live in dlcore.train)."""
 from dlcore.optim._least_squares import LEAST_SQUARES_METHODS, least_squares
 from dlcore.optim._minimize import CGResult, MinimizeResult, conjugate_gradient, minimize
 from dlcore.optim._optimizers import (
+    COMMON_HPARAMS,
     OPTIMIZERS,
     Optimizer,
     OptimizerFn,

@@ -174,20 +174,34 @@ _RANGES = {
     "learning_rate": (0.0, None), "weight_decay": (0.0, None), "eps": (0.0, None), "eps_root": (0.0, None),
     "initial_accumulator_value": (0.0, None), "clip_norm": (0.0, None), "clip_value": (0.0, None),
     "momentum": (0.0, 1.0), "b1": (0.0, 1.0), "b2": (0.0, 1.0), "decay": (0.0, 1.0),
+    # Read by the model and the loss (dlcore.train), checked here so every entry point has one place.
+    "dropout_rate": (0.0, 1.0), "label_smoothing": (0.0, 1.0), "l1": (0.0, None), "l2": (0.0, None),
 }
 
 
 def check_hparams(hparams: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for out-of-range optimizer hyperparameters (concrete values only).
 
-    Learning rates, weight decay, eps and clip values must be ``>= 0``; momentum, b1, b2 and the
-    RMSProp decay must lie in ``[0, 1)``. Traced values (inside ``jit``/``vmap``) are skipped.
+    Every concrete value must be finite (NaN or infinity in any hyperparameter is refused).
+    Learning rates, weight decay, eps, clip values, l1 and l2 must be ``>= 0``; momentum, b1, b2,
+    the RMSProp decay, dropout_rate and label_smoothing must lie in ``[0, 1)``. Traced values
+    (inside ``jit``/``vmap``) are skipped.
 
     >>> check_hparams({"learning_rate": -0.1})
     Traceback (most recent call last):
     ...
     dlcore.errors.ConfigError: hyperparameter 'learning_rate' must be >= 0, got -0.1; set ...
     """
+    for k, v in hparams.items():
+        if isinstance(v, jax.core.Tracer):
+            continue
+        try:
+            a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"hyperparameter {k!r} must be numeric, got {v!r}") from None
+        if not np.isfinite(a).all():
+            bad = a.ravel()[~np.isfinite(a.ravel())][0]
+            raise ConfigError(f"hyperparameter {k!r} must be finite, got {bad:g}; set hparams[{k!r}] to a finite number")
     for k, (lo, hi) in _RANGES.items():
         if k not in hparams or isinstance(hparams[k], jax.core.Tracer):
             continue

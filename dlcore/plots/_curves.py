@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlcore.plots._save import save_figure
+
 from typing import Mapping
 
 import numpy as np
@@ -79,6 +81,6 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
     fig.suptitle(f"{title} (mean ± {int(confidence * 100)}% CI over {n} seed{'s' * (n != 1)})".strip())
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlcore.plots._save import save_figure
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,7 +20,7 @@ def _plt():
 
 def _save(fig, path):
     if path:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         _plt().close(fig)
     return fig
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlcore.plots._save import save_figure
+
 import numpy as np
 
 
@@ -37,7 +39,7 @@ def plot_lr_finder(result, path: str | None = None, *, title: str = "learning-ra
     ax.legend()
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
     return fig
 
@@ -82,6 +84,6 @@ def plot_trajectories(fun, results, path: str | None = None, *, bounds=None, lev
     a1.legend(fontsize=8)
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
     return fig

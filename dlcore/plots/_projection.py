@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlcore.plots._save import save_figure
+
 from typing import Sequence
 
 import numpy as np
@@ -51,6 +53,6 @@ def plot_projection(z_Nx2, labels_N, path: str | None = None, *, class_names: Se
         ax.set_title(title)
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         plt.close(fig)
     return fig

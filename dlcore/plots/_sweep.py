@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlcore.plots._save import save_figure
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +35,7 @@ def _fmt(v) -> str:
 
 def _save(fig, path):
     if path:
-        fig.savefig(path, dpi=110, metadata={"Software": None})  # no version string: re-plots are identical
+        save_figure(fig, path, metadata={"Software": None})  # no version string: re-plots are identical
         _plt().close(fig)
     return fig
 

@@ -1,6 +1,7 @@
 """Sweeps: many seeds (and hyperparameters) as one compiled program."""
 
 from dlcore.sweep._seeds import (
+    MAX_SEEDS,
     broadcast_hparams,
     init_states,
     parse_seeds,

@@ -34,26 +34,50 @@ from dlcore.train import (
 )
 
 
+MAX_SEEDS = 100_000
+"""Most seeds one command may ask for (a sweep of 4096 MNIST-1D seeds is ordinary; 10⁹ is a typo)."""
+
+
 def parse_seeds(spec: str | int | Sequence[int], allow_repeats: bool = False) -> list[int]:
     """Seeds from ``8`` (0..7), ``"0:16"`` (a range), ``"3,5,9"`` or a list.
+
+    A count or range is sized before any list is built: more than :data:`MAX_SEEDS` seeds, or
+    seeds outside ``[0, 2**31)``, are refused at once (``0:3000000000`` never allocates).
 
     >>> parse_seeds("2:5"), parse_seeds(3), parse_seeds("1,4")
     ([2, 3, 4], [0, 1, 2], [1, 4])
     """
+    usage = "use a count (8), a range (0:16) or a list (1,2,5)"
+
+    def sized(lo: int, hi: int) -> list[int]:
+        if hi - lo > MAX_SEEDS:
+            raise ConfigError(f"seeds {spec!r} asks for {hi - lo:,} runs, more than the {MAX_SEEDS:,} one command "
+                              f"may train; {usage} of at most {MAX_SEEDS:,} seeds (split larger studies into "
+                              "several commands)")
+        if lo < 0 or hi > 2**31:
+            raise ConfigError(f"seeds must lie in [0, 2**31), got {spec!r}")
+        return list(range(lo, hi))
+
     try:
+        if isinstance(spec, bool):
+            raise TypeError
         if isinstance(spec, (list, tuple, np.ndarray)):
+            if len(spec) > MAX_SEEDS:
+                raise ConfigError(f"{len(spec):,} seeds are more than the {MAX_SEEDS:,} one command may train")
             seeds = [int(s) for s in spec]
-        elif isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-            seeds = list(range(int(spec)))
+        elif isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
+            seeds = sized(0, int(spec))
         elif ":" in spec:
             a, b = spec.split(":")
-            seeds = list(range(int(a), int(b)))
+            seeds = sized(int(a), int(b))
         else:
+            if spec.count(",") >= MAX_SEEDS:
+                raise ConfigError(f"seeds {spec[:40]!r}... list more than {MAX_SEEDS:,} seeds; {usage}")
             seeds = [int(s) for s in spec.split(",")]
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"cannot parse seeds {spec!r}; use a count (8), a range (0:16) or a list (1,2,5)"
-        ) from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigError(f"cannot parse seeds {spec!r}; {usage}") from None
     if not seeds:
         raise ConfigError(f"seeds {spec!r} is empty; give at least one seed")
     if not allow_repeats and len(set(seeds)) != len(seeds):

@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from dlcore.errors import DlcoreError
 from dlcore.tracking._writers import run_writers, write_history
 
 
@@ -27,11 +28,20 @@ def write_scalars(
       tags: shown with each run (e.g. the experiment and the sweep point's axes).
     Returns:
       the event directories written.
+    Raises:
+      dlcore.errors.StorageError: an event file could not be written (it names the file); the
+      writes are synchronous, so a full disk can never leave the process waiting on a dead thread.
     """
     writers = run_writers(log_dir, seeds, tags, kinds)
     try:
         write_history(writers, history, train_every=train_every)
-    finally:
-        for w in writers:
-            w.close()
+    except BaseException:
+        for w in writers:  # the first error is the one reported; release the other files
+            try:
+                w.close()
+            except DlcoreError:
+                pass
+        raise
+    for w in writers:
+        w.close()
     return [f"{log_dir}/seed_{int(s)}" for s in seeds]

@@ -14,13 +14,13 @@ axes attached as tags).
 from __future__ import annotations
 
 import csv
-import json
 import os
+import time
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from dlcore.errors import ConfigError, unknown_name
+from dlcore.errors import ConfigError, DlcoreError, StorageError, remove_quietly, storage_error, unknown_name
 
 
 class Writer:
@@ -49,70 +49,146 @@ class Writer:
         self.close()
 
 
+def _tensorflow_bins() -> list[float]:
+    """TensorBoard's default histogram buckets (exponential, ratio 1.1, from 1e-12 to 1e20, both signs)."""
+    pos = 1e-12 * 1.1 ** np.arange(int(np.ceil(np.log(1e32) / np.log(1.1))))
+    pos = pos[pos < 1e20].tolist()
+    return [-v for v in pos[::-1]] + [0.0] + pos
+
+
 class TensorBoardWriter(Writer):
-    """Event files through tensorboardX (readable by TensorBoard's own EventAccumulator)."""
+    """Event files (tensorboardX's protobufs and record format), written synchronously.
+
+    No background thread: tensorboardX's ``SummaryWriter`` queues events for a writer thread, and
+    when that thread dies on a full disk the queue blocks the process forever. Here every event is
+    written by the calling thread, so a failed write raises :class:`dlcore.errors.StorageError`
+    naming the event file at once (the incomplete file is removed). Readable by TensorBoard's own
+    ``EventAccumulator``.
+    """
 
     def __init__(self, log_dir: str):
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
 
-        self.log_dir = log_dir
-        self._w = SummaryWriter(logdir=log_dir, flush_secs=3600)
+        self.log_dir = str(log_dir)
+        self.path = self.log_dir
+        self._ev = None
+        try:
+            os.makedirs(self.log_dir, exist_ok=True)
+            self._ev = EventsWriter(os.path.join(self.log_dir, "events"))
+        except OSError as e:
+            self._fail(e)
+        self.path = self._ev._file_name
+
+    def _fail(self, err):
+        ev, self._ev = self._ev, None
+        if ev is not None:
+            try:
+                ev._py_recordio_writer.close()
+            except OSError:
+                pass
+            remove_quietly(ev._file_name)  # incomplete: do not leave it behind
+        raise storage_error(self.path, err) from None
+
+    def _write(self, summary, step):
+        from tensorboardX.proto.event_pb2 import Event
+
+        if self._ev is None:
+            raise StorageError(f"the TensorBoard writer of {self.log_dir} is closed", self.log_dir)
+        try:
+            self._ev.write_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+        except OSError as e:
+            self._fail(e)
 
     def scalars(self, step, values):
+        from tensorboardX.summary import scalar
+
         for k, v in values.items():
-            self._w.add_scalar(k, float(v), int(step))
+            self._write(scalar(k, float(v)), step)
 
     def histogram(self, step, name, values):
-        self._w.add_histogram(name, np.asarray(values, dtype=np.float64).ravel(), int(step))
+        from tensorboardX.summary import histogram
+
+        self._write(histogram(name, np.asarray(values, dtype=np.float64).ravel(), _tensorflow_bins()), step)
 
     def image(self, step, name, image_HxWxC):
+        from tensorboardX.summary import image
+
         img = np.asarray(image_HxWxC, dtype=np.float32)
         if img.ndim == 2:
             img = img[..., None]
-        self._w.add_image(name, img, int(step), dataformats="HWC")
+        self._write(image(name, img, dataformats="HWC"), step)
 
     def text(self, step, name, text):
-        self._w.add_text(name, text, int(step))
+        from tensorboardX.summary import text as text_summary
+
+        self._write(text_summary(name, text), step)
 
     def tags(self, tags):
-        self._w.add_text("tags", "  \n".join(f"{k}: {v}" for k, v in tags.items()), 0)
-        self._w.add_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in tags.items()},
-                            {}, name=".", global_step=0)
+        from tensorboardX.summary import hparams
+
+        self.text(0, "tags", "  \n".join(f"{k}: {v}" for k, v in tags.items()))
+        for summary in hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in tags.items()}, {}):
+            self._write(summary, 0)
 
     def flush(self):
-        self._w.flush()
+        if self._ev is not None:
+            try:
+                self._ev.flush()
+            except OSError as e:
+                self._fail(e)
 
     def close(self):
-        self._w.close()
+        if self._ev is not None:
+            try:
+                self._ev.close()
+            except OSError as e:
+                self._fail(e)
+            self._ev = None
 
 
 class CSVWriter(Writer):
     """Scalars as a tidy CSV (``step,name,value``) plus ``tags.json``; histograms/images ignored."""
 
     def __init__(self, log_dir: str, filename: str = "scalars.csv"):
-        os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         self.path = os.path.join(log_dir, filename)
-        new = not os.path.exists(self.path)
-        self._f = open(self.path, "a", newline="")
-        self._csv = csv.writer(self._f)
-        if new:
-            self._csv.writerow(["step", "name", "value"])
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+            new = not os.path.exists(self.path)
+            self._f = open(self.path, "a", newline="")
+            self._csv = csv.writer(self._f)
+            if new:
+                self._csv.writerow(["step", "name", "value"])
+        except OSError as e:
+            raise storage_error(self.path, e) from None
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except OSError as e:
+            try:
+                self._f.close()
+            except OSError:
+                pass
+            raise storage_error(self.path, e) from None
 
     def scalars(self, step, values):
         for k, v in values.items():
-            self._csv.writerow([int(step), k, repr(float(v))])
+            self._guard(self._csv.writerow, [int(step), k, repr(float(v))])
 
     def tags(self, tags):
-        with open(os.path.join(self.log_dir, "tags.json"), "w") as f:
-            json.dump({k: str(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in tags.items()}, f)
+        from dlcore.manifest import write_json_atomic
+
+        write_json_atomic(os.path.join(self.log_dir, "tags.json"),
+                          {k: str(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in tags.items()})
 
     def flush(self):
-        self._f.flush()
+        if not self._f.closed:
+            self._guard(self._f.flush)
 
     def close(self):
         if not self._f.closed:
-            self._f.close()
+            self._guard(self._f.close)
 
 
 class WandbWriter(Writer):
@@ -198,11 +274,18 @@ def run_writers(root: str, seeds: Sequence[int], axes: Mapping[str, object] | No
                 kinds: Sequence[str] = ("tensorboard",), point: str | None = None) -> list[Writer]:
     """One writer per seed in ``root/[point/]seed_<k>``, tagged with the seed and the sweep axes."""
     out = []
-    for s in seeds:
-        d = os.path.join(root, *( [point] if point else []), f"seed_{int(s)}")
-        w = open_writer(d, kinds)
-        w.tags({"seed": int(s), **dict(axes or {})})
-        out.append(w)
+    try:
+        for s in seeds:
+            d = os.path.join(root, *( [point] if point else []), f"seed_{int(s)}")
+            out.append(open_writer(d, kinds))
+            out[-1].tags({"seed": int(s), **dict(axes or {})})
+    except BaseException:
+        for w in out:  # a failed open or write: release the files already open
+            try:
+                w.close()
+            except DlcoreError:
+                pass
+        raise
     return out
 
 

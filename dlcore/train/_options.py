@@ -127,7 +127,7 @@ class RunOptions:
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be positive, got {value!r} (an integer >= 1)")
 
 
 def options_from(options: RunOptions | None, kwargs: Mapping[str, Any], where: str = "options") -> RunOptions:

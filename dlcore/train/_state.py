@@ -15,7 +15,7 @@ from dlcore import random as drandom
 from dlcore.errors import ConfigError
 from dlcore.losses import cross_entropy
 from dlcore.metrics import correct
-from dlcore.optim import OptimizerFn
+from dlcore.optim import OptimizerFn, check_hparams
 
 from dlcore.status import DIVERGED, RUNNING, STATUS_NAMES, STOPPED  # noqa: F401  (re-exported)
 
@@ -112,6 +112,7 @@ def as_hparams(hparams: Mapping[str, Any]) -> dict[str, jax.Array]:
             out[k] = jnp.asarray(v, dtype=jnp.float32)
         except (TypeError, ValueError):
             raise ConfigError(f"hyperparameter {k!r} must be numeric, got {v!r}") from None
+    check_hparams(out)  # finite and in range (concrete values; traced ones are checked by the caller)
     return out
 
 
@@ -132,6 +133,7 @@ def broadcast_hparams(hparams: Mapping, num_runs: int) -> dict[str, jax.Array]:
         if a.shape != (num_runs,):
             raise ConfigError(f"hyperparameter {k!r} has shape {a.shape}; expected a scalar or ({num_runs},)")
         out[k] = jnp.asarray(a)
+    check_hparams(out)  # finite and in range, on the concrete values (the vmapped init sees tracers)
     return out
 
 

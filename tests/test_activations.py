@@ -10,21 +10,8 @@ from scipy import special, stats
 
 from dlcore.errors import ConfigError
 from dlcore.nn import (
-    ACTIVATIONS,
-    MLP,
-    Activation,
-    Maxout,
-    PReLU,
-    elu,
-    gelu,
-    get_activation,
-    leaky_relu,
-    relu,
-    sigmoid,
-    softmax,
-    step,
-    swish,
-    tanh,
+    ACTIVATIONS, MLP, Activation, Maxout, PReLU, elu, gelu, get_activation, leaky_relu, relu, sigmoid, softmax, step,
+    swish, tanh
 )
 
 X = np.linspace(-6, 6, 49).astype(np.float32)

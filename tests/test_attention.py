@@ -9,13 +9,8 @@ import pytest
 
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.nn import (
-    MultiHeadAttention,
-    PositionalEncoding,
-    causal_mask,
-    combine_masks,
-    padding_mask,
-    scaled_dot_product_attention,
-    sinusoidal_positional_encoding,
+    MultiHeadAttention, PositionalEncoding, causal_mask, combine_masks, padding_mask, scaled_dot_product_attention,
+    sinusoidal_positional_encoding
 )
 
 

@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 
 from dlcore.data import (
-    brightness_contrast,
-    compose,
-    fixed_crops,
-    random_brightness,
-    random_contrast,
-    random_crop,
-    random_flip,
-    tta_predict,
+    brightness_contrast, compose, fixed_crops, random_brightness, random_contrast, random_crop, random_flip, tta_predict
 )
 from dlcore.errors import ConfigError, ShapeError
 

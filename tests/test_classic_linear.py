@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 
 from dlcore.classic import (
-    add_bias_column,
-    fit_linear,
-    fit_linear_gd,
-    gaussian_log_likelihood,
-    least_squares,
-    noise_variance,
-    predict_linear,
+    add_bias_column, fit_linear, fit_linear_gd, gaussian_log_likelihood, least_squares, noise_variance, predict_linear
 )
 from dlcore.errors import ConfigError, ShapeError
 

@@ -7,13 +7,8 @@ import optax
 import pytest
 
 from dlcore.classic import (
-    binary_cross_entropy,
-    fit_binary_logistic,
-    fit_softmax_regression,
-    logistic_logits,
-    predict_logistic,
-    predict_proba,
-    softmax_cross_entropy,
+    binary_cross_entropy, fit_binary_logistic, fit_softmax_regression, logistic_logits, predict_logistic, predict_proba,
+    softmax_cross_entropy
 )
 from dlcore.data import fit_standardizer, generate_digits
 from dlcore.errors import ConfigError, ShapeError

@@ -11,12 +11,7 @@ import pytest
 
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.nn import (
-    chain_output_size,
-    conv_output_size,
-    min_input_size,
-    pool_output_size,
-    same_padding,
-    transposed_conv_output_size,
+    chain_output_size, conv_output_size, min_input_size, pool_output_size, same_padding, transposed_conv_output_size
 )
 
 

@@ -11,17 +11,8 @@ import pytest
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.models import SimpleCNN
 from dlcore.nn import (
-    MLP,
-    Ensemble,
-    bagged_dataset,
-    bootstrap_counts,
-    bootstrap_indices,
-    ensemble_loss,
-    ensemble_metrics,
-    ensemble_predict,
-    mc_dropout_predict,
-    member_variables,
-    stack_members,
+    MLP, Ensemble, bagged_dataset, bootstrap_counts, bootstrap_indices, ensemble_loss, ensemble_metrics,
+    ensemble_predict, mc_dropout_predict, member_variables, stack_members
 )
 from dlcore.optim import optimizer_fn
 from dlcore.train import Recipe, fit, init_state

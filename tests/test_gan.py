@@ -11,17 +11,8 @@ import pytest
 from dlcore import random as dr
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.generative import (
-    Tower,
-    discriminator_loss,
-    gan_sample,
-    generator_loss,
-    init_gan_state,
-    make_gan_step,
-    mlp_gan,
-    mmd_rbf,
-    sample_toy,
-    toy_sampler,
-    train_loop,
+    Tower, discriminator_loss, gan_sample, generator_loss, init_gan_state, make_gan_step, mlp_gan, mmd_rbf, sample_toy,
+    toy_sampler, train_loop
 )
 
 REAL = np.array([2.0, -0.5, 0.3, 4.0], np.float32)

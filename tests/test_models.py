@@ -274,14 +274,9 @@ def digits():
     return from_arrays(x[:1400], y[:1400], x[1400:], y[1400:], standardize=False, num_classes=10, name="digits")
 
 
-def test_small_cnn_overfits_one_batch(digits):
-    m = SimpleCNN(channels=(8, 16), norm="none")
-    xb, yb = digits.x_train[:32], digits.y_train[:32]
-    params = init(m, xb)["params"]
+def _adam_overfit(loss_fn, params, steps: int):
+    """Full-batch Adam 1e-2 for ``steps`` steps in one compiled scan; ``(params, losses)``."""
     tx = optax.adam(1e-2)
-
-    def loss_fn(p):
-        return optax.softmax_cross_entropy_with_integer_labels(m.apply({"params": p}, xb, train=True), yb).mean()
 
     @jax.jit
     def train(params):
@@ -290,10 +285,20 @@ def test_small_cnn_overfits_one_batch(digits):
             loss, g = jax.value_and_grad(loss_fn)(p)
             u, s = tx.update(g, s, p)
             return (optax.apply_updates(p, u), s), loss
-        (p, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=150)
+
+        (p, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
         return p, losses
 
-    params, losses = train(params)
+    return train(params)
+
+
+def test_small_cnn_overfits_one_batch(digits):
+    m = SimpleCNN(channels=(8, 16), norm="none")
+    xb, yb = digits.x_train[:32], digits.y_train[:32]
+    params = init(m, xb)["params"]
+    params, losses = _adam_overfit(
+        lambda p: optax.softmax_cross_entropy_with_integer_labels(m.apply({"params": p}, xb, train=True), yb).mean(),
+        params, 150)
     logits = m.apply({"params": params}, xb, train=False)
     assert float(losses[-1]) < 0.02 < float(losses[0])
     assert float(jnp.mean(jnp.argmax(logits, -1) == yb)) == 1.0
@@ -319,22 +324,8 @@ def test_tiny_unet_overfits_a_segmentation_batch():
     noisy_threshold_acc = float(jnp.mean((x[..., 0] > 0.5) == (y == 1)))
     m = UNet(num_classes=2, features=4, depth=2)
     params = init(m, x)["params"]
-    tx = optax.adam(1e-2)
-
-    def loss_fn(p):
-        return jnp.mean(pixel_cross_entropy(m.apply({"params": p}, x, train=True), y))
-
-    @jax.jit
-    def train(params):
-        def step(carry, _):
-            p, s = carry
-            loss, g = jax.value_and_grad(loss_fn)(p)
-            u, s = tx.update(g, s, p)
-            return (optax.apply_updates(p, u), s), loss
-        (p, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=200)
-        return p, losses
-
-    params, losses = train(params)
+    params, losses = _adam_overfit(
+        lambda p: jnp.mean(pixel_cross_entropy(m.apply({"params": p}, x, train=True), y)), params, 200)
     pred = jnp.argmax(m.apply({"params": params}, x, train=False), -1)
     acc = float(jnp.mean(pred == y))
     assert float(losses[-1]) < 0.1 * float(losses[0])

@@ -8,15 +8,7 @@ import pytest
 
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.nn import (
-    GRUCell,
-    LSTMCarry,
-    LSTMCell,
-    Recurrent,
-    RNNModel,
-    SimpleRNNCell,
-    StackedRNN,
-    make_cell,
-    recurrent_initializer,
+    GRUCell, LSTMCarry, LSTMCell, Recurrent, RNNModel, SimpleRNNCell, StackedRNN, make_cell, recurrent_initializer
 )
 from dlcore.tasks import sequence_recipe
 from dlcore.train import init_state, make_train_step

@@ -91,7 +91,7 @@ def cmd_run(args, overrides) -> int:
     from dlcore.cli import _checkpointing
     from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
     from dlcore.parallel import broadcast_string, is_main_process
-    from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory
+    from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory, search_plan
 
     name, config, seeds = prepare(args, overrides)
     is_study = "sweep" in config
@@ -104,8 +104,9 @@ def cmd_run(args, overrides) -> int:
     validate_data_fit(config, data)
     build = make_build(config, data.num_classes)
     validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
-    first_stage_points(spec["space"], build, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
-                       num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"])  # budget
+    plan_points = search_plan(spec["space"], spec["strategy"], study_seed=spec["study_seed"],
+                              num_points=spec["num_points"], budget=spec["budget"], **spec["refine"])
+    first_stage_points(plan_points, build, spec["seeds"])  # the first stage fits the budget
     budget = _memory_budget()
     devices = jax.devices()
     for setup in build.built.values():  # a run that cannot fit in memory is refused now, not mid-study

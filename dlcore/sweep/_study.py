@@ -498,25 +498,14 @@ def run_study(
                        hashes, scores, selected, list(chunks_info.values()), timing, states)
 
 
-def first_stage_points(
-    space: Space,
-    build: Build,
-    seeds: Sequence[int] | int | str,
-    *,
-    strategy: str = "grid",
-    study_seed: int = 0,
-    num_points: int = 0,
-    refine: Mapping[str, Any] | None = None,
-    budget: Budget = Budget(),
-) -> list[dict]:
-    """The points of a study's first stage, checked against the budget, without running anything
-    (builds each structure once to read its ``num_steps``; compiles nothing). Raises
-    :class:`ConfigError` when the first stage does not fit the budget."""
+def first_stage_points(plan: SearchPlan, build: Build, seeds: Sequence[int] | int | str) -> list[dict]:
+    """The points of a study's first stage (``plan`` from :func:`dlcore.sweep.search_plan`), checked
+    against the plan's budget, without running anything (builds each structure once to read its
+    ``num_steps``; compiles nothing). Raises :class:`ConfigError` when the first stage does not fit."""
     from dlcore.sweep._search import first_stage
 
     n_seeds = len(parse_seeds(seeds))
-    plan = search_plan(space, strategy, study_seed=study_seed, num_points=num_points, budget=budget,
-                       **dict(refine or {}))
+    space = plan.space
     steps: dict[tuple, int] = {}
 
     def cost(point) -> int:

@@ -87,18 +87,21 @@ def _execute(path: pathlib.Path, tmp_path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_quickstart_runs(tmp_path):
     r = _execute(ROOT / "notebooks" / "quickstart.ipynb", tmp_path)
     assert r["check_passed"] is True, r  # the debugging recipe passes on the healthy MLP
     assert r["seeds"] == 2 and r["test_accuracy_mean"] > 0.3, r  # chance 0.1; 0.45-0.5 after 500 steps
 
 
+@pytest.mark.slow
 def test_studies_walkthrough_runs(tmp_path):
     r = _execute(ROOT / "notebooks" / "studies.ipynb", tmp_path)
     assert r["points"] == 4 and r["seeds"] == 2 and r["programs"] == 1, r
     assert r["selected_val_accuracy"] > 0.3 and r["verdict"] in ("held", "not held", "not resolved"), r
 
 
+@pytest.mark.slow
 def test_debugging_notebook_finds_the_bugs(tmp_path):
     r = _execute(ROOT / "notebooks" / "debugging.ipynb", tmp_path)
     assert r["healthy_passed"] is True, r
@@ -109,6 +112,7 @@ def test_debugging_notebook_finds_the_bugs(tmp_path):
     assert r["fixed_passed"] is True, r
 
 
+@pytest.mark.slow
 def test_scaling_out_notebook_resumes_bit_exact(tmp_path):
     r = _execute(ROOT / "notebooks" / "scaling_out.ipynb", tmp_path)
     assert r["devices"] == 2 and r["placement"] == [2, 1], r
@@ -117,6 +121,7 @@ def test_scaling_out_notebook_resumes_bit_exact(tmp_path):
     assert r["data_parallel_max_diff"] < 1e-5, r  # summation order only: 4e-7 measured
 
 
+@pytest.mark.slow
 def test_init_tanh_notebook_statistics(tmp_path):
     r = _execute(ROOT / "notebooks" / "init_tanh_experiment.ipynb", tmp_path)
     std = r["last_layer_std_at_init"]

@@ -198,7 +198,8 @@ def test_lstm_learns_the_copy_task():
     data = jax.jit(lambda k: synthetic_dataset("copy", k, 1024, 64, 256, copy_len=L, lag=lag, num_symbols=K))(
         jax.random.PRNGKey(0)
     )
-    model = RNNModel(hidden_size=32, num_outputs=data.num_classes, cell="lstm", head="many_to_many", vocab_size=data.num_classes)
+    V = data.num_classes
+    model = RNNModel(hidden_size=32, num_outputs=V, cell="lstm", head="many_to_many", vocab_size=V)
     recipe = sequence_recipe(model)
     state, _ = train_scan(recipe, {"learning_rate": 1e-2}, data.x_train, data.y_train, 300, 32)
     y_copy = jnp.where(jnp.arange(2 * L + lag) >= L + lag, data.y_test, -1)  # score the copied symbols only

@@ -64,6 +64,8 @@ def test_committed_outputs_are_from_a_full_run(path):
     assert all(c.get("execution_count") for c in cells), f"{path.name}: run every cell before committing"
     assert not any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", []))
     assert _result(nb)["smoke"] is False, f"{path.name}: committed outputs come from a smoke run"
+    if any("plot_" in src for src in _code(nb)):  # dlcore's plots show inline in Jupyter (not forced to Agg)
+        assert any("image/png" in o.get("data", {}) for c in cells for o in c.get("outputs", [])), path.name
 
 
 def _execute(path: pathlib.Path, tmp_path) -> dict:

@@ -12,10 +12,12 @@ from dlcore import random as dr
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.generative import (
     EpsilonMLP,
+    array_sampler,
     cosine_schedule,
     ddpm_sample,
     ddpm_step,
     diffusion_loss_fn,
+    digits_unit,
     forward_chain,
     init_gen_state,
     linear_schedule,
@@ -94,6 +96,39 @@ def test_ddpm_learns_ring_and_samples():
     assert float(mmd_rbf(after, target)) < 0.2 * float(mmd_rbf(before, target))
     radius = jnp.linalg.norm(after, axis=1)
     assert abs(float(jnp.median(radius)) - 2.0) < 0.3
+
+
+def _digit_classifier(x_N_64, y):
+    """A linear classifier of the 8×8 digits, to read what a generated sample looks like."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000).fit(np.asarray(x_N_64), y)
+
+
+def test_ddpm_learns_digits_and_samples_all_classes():
+    xd, yd = digits_unit()
+    x = jnp.asarray(2.0 * xd - 1.0)  # pixels in [-1, 1]
+    train, held_out = x[:1500], x[1500:]
+    schedule = linear_schedule(100, 1e-4, 0.05)
+    model = EpsilonMLP(data_shape=(64,), widths=(128, 128), time_dim=32)
+    tx = optax.adam(2e-3)
+    state = init_gen_state(model.init(dr.key(0, "params"), jnp.zeros((1, 64)), jnp.zeros((1,), jnp.int32)), tx, seed=0)
+    noise_key = dr.key(0, "noise", 10**6)
+    before = ddpm_sample(model, state.params, schedule, noise_key, 500, (64,))
+    step = make_gen_step(diffusion_loss_fn(model, schedule), tx)
+    state, hist = train_loop(step, state, array_sampler(train, 128), 600)
+    after = ddpm_sample(model, state.params, schedule, noise_key, 500, (64,), variance="posterior")
+    loss = np.asarray(hist["loss"])
+    probs = _digit_classifier(train, yd[:1500]).predict_proba(np.clip(np.asarray(after), -1, 1))
+    counts = np.bincount(probs.argmax(1), minlength=10)
+    # Seeds 0-4 of this program (params, data and noise seed together): last/first loss 0.28-0.29;
+    # MMD (bandwidth 4) to held-out digits 0.034, 0.038, 0.044, 0.051, 0.056 after training vs 0.34
+    # before (held-out vs real digits: 0.009); the classifier's mean confidence on the samples
+    # 0.716-0.730 (0.918 on real digits); all 10 classes drawn >= 10 times out of 500 for every seed.
+    assert loss[-30:].mean() < 0.35 * loss[:10].mean(), loss[[0, -1]]
+    assert float(mmd_rbf(after, held_out, 4.0)) < 0.25 * float(mmd_rbf(before, held_out, 4.0))
+    assert float(probs.max(1).mean()) > 0.65, probs.max(1).mean()
+    assert np.sum(counts >= 10) >= 9, counts  # no mode collapse
 
 
 def test_diffusion_bad_input_raises():

@@ -11,8 +11,8 @@ import pytest
 from dlcore import random as dr
 from dlcore.errors import ConfigError, ShapeError
 from dlcore.generative import (
-    Tower, discriminator_loss, gan_sample, generator_loss, init_gan_state, make_gan_step, mlp_gan, mmd_rbf, sample_toy,
-    toy_sampler, train_loop
+    Tower, array_sampler, digits_unit, discriminator_loss, gan_sample, generator_loss, init_gan_state, make_gan_step,
+    mlp_gan, mmd_rbf, sample_toy, toy_sampler, train_loop
 )
 
 REAL = np.array([2.0, -0.5, 0.3, 4.0], np.float32)
@@ -61,6 +61,31 @@ def test_gan_learns_ring():
     assert int(state.step) == 300 and all(bool(jnp.all(jnp.isfinite(v))) for v in hist.values())
     # Near equilibrium D cannot tell: its outputs stay away from 0 and 1.
     assert 0.2 < float(hist["d_real"][-20:].mean()) < 0.8 and 0.2 < float(hist["d_fake"][-20:].mean()) < 0.8
+
+
+def test_gan_learns_digits_and_covers_the_classes():
+    from sklearn.linear_model import LogisticRegression
+
+    xd, yd = digits_unit()
+    x = jnp.asarray(2.0 * xd - 1.0)  # pixels in [-1, 1]
+    train, held_out = x[:1500], x[1500:]
+    gen, disc = mlp_gan(data_dim=64, latent_dim=16, widths=(128, 128))
+    g_tx, d_tx = optax.adam(1e-3, b1=0.5), optax.adam(1e-3, b1=0.5)
+    state = init_gan_state(gen, disc, g_tx, d_tx, seed=0, latent_dim=16, x_example=train[:64])
+    before = gan_sample(gen, state.g_params, dr.key(1, "latent"), 500, 16)
+    step = make_gan_step(gen, disc, g_tx, d_tx, latent_dim=16)
+    state, hist = train_loop(step, state, array_sampler(train, 64), 1000)
+    after = gan_sample(gen, state.g_params, dr.key(1, "latent"), 500, 16)
+    classifier = LogisticRegression(max_iter=2000).fit(np.asarray(train), yd[:1500])
+    probs = classifier.predict_proba(np.clip(np.asarray(after), -1, 1))
+    counts = np.bincount(probs.argmax(1), minlength=10)
+    # Seeds 0-4 of this program: MMD (bandwidth 4) to held-out digits 0.061, 0.042, 0.052, 0.058, 0.058
+    # after training vs 0.60-0.68 before (held-out vs real digits: 0.009); a digit classifier's mean
+    # confidence on the samples 0.767-0.793; classes drawn >= 10 times out of 500: 10, 10, 10, 10, 9.
+    assert float(mmd_rbf(after, held_out, 4.0)) < 0.15 * float(mmd_rbf(before, held_out, 4.0))
+    assert float(probs.max(1).mean()) > 0.7, probs.max(1).mean()
+    assert np.sum(counts >= 10) >= 8, counts  # no mode collapse
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in hist.values())
 
 
 def test_discriminator_step_lowers_its_loss():

@@ -193,6 +193,25 @@ def test_copy_task_structure_and_baseline():
     assert d.num_classes == K + 2 and not np.array_equal(d.x_train[:4], d.x_val)  # splits use different keys
 
 
+def test_lstm_learns_the_copy_task():
+    L, lag, K = 3, 5, 4
+    data = jax.jit(lambda k: synthetic_dataset("copy", k, 1024, 64, 256, copy_len=L, lag=lag, num_symbols=K))(
+        jax.random.PRNGKey(0)
+    )
+    V = data.num_classes
+    model = RNNModel(hidden_size=32, num_outputs=V, cell="lstm", head="many_to_many", vocab_size=V)
+    recipe = sequence_recipe(model)
+    state, _ = train_scan(recipe, {"learning_rate": 1e-2}, data.x_train, data.y_train, 300, 32)
+    y_copy = jnp.where(jnp.arange(2 * L + lag) >= L + lag, data.y_test, -1)  # score the copied symbols only
+    ev = jax.jit(lambda s, x, y: evaluate(recipe, s, x, y))
+    test, copied = ev(state, data.x_test, data.y_test), ev(state, data.x_test, y_copy)
+    # Init seeds 0-4 of this program: test loss 0.053, 0.070, 0.040, 0.031, 0.019 against the
+    # memoryless baseline L·log K / (2L + lag) = 0.378; copied symbols right 0.957, 0.883, 0.965, 0.969,
+    # 1.000 (chance 1/K = 0.25); whole copies right 0.88, 0.68, 0.90, 0.91, 1.00.
+    assert float(test["loss"]) < 0.25 * copy_task_baseline(L, lag, K), test
+    assert float(copied["accuracy"]) > 0.85 and float(copied["exact"]) > 0.6, copied
+
+
 def test_translation_task_reverse_and_sort():
     x, y = translation_task(jax.random.PRNGKey(0), 32, length=6, num_symbols=9, kind="reverse")
     x, y = np.asarray(x), np.asarray(y)
@@ -215,11 +234,17 @@ def test_mnist1d_gru_sequence_classifier_learns(mnist1d):
     assert seq.x_train.shape == (3600, 40, 1) and seq.x_test.shape == (1000, 40, 1)
     np.testing.assert_array_equal(seq.x_train[..., 0], mnist1d.x_train)
     recipe = sequence_recipe(RNNModel(hidden_size=16, num_outputs=10, cell="gru"), "classify")
-    _, m = train_scan(recipe, {"learning_rate": 1e-2}, seq.x_train, seq.y_train, 300, 32)
+    state, m = train_scan(recipe, {"learning_rate": 1e-2}, seq.x_train, seq.y_train, 300, 32)
+    test = jax.jit(lambda s, x, y: evaluate(recipe, s, x, y))(state, seq.x_test, seq.y_test)
     loss = np.asarray(m["loss"])
+    # Init seeds 0-4 of these 300 steps: first-5 loss 2.35-2.40 (log 10 = 2.30), last-20 loss
+    # 1.40-1.47; train accuracy over the last 50 steps 0.359, 0.411, 0.349, 0.399, 0.376; test accuracy
+    # 0.423, 0.407, 0.426, 0.332, 0.326 (chance 0.1). The GRU keeps improving with steps (1,000 steps:
+    # 0.67-0.75 train, 0.65-0.74 test; issue 17 reports 0.96 train with long training).
     assert abs(loss[:5].mean() - math.log(10)) < 0.3
-    assert loss[-20:].mean() < loss[:10].mean() - 0.5
-    assert np.asarray(m["accuracy"])[-50:].mean() > 0.25  # chance is 0.1
+    assert loss[-20:].mean() < 1.6
+    assert np.asarray(m["accuracy"])[-50:].mean() > 0.33
+    assert float(test["accuracy"]) > 0.3, test
 
 
 # --- losses and recipes ----------------------------------------------------------------------------

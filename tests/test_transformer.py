@@ -64,7 +64,7 @@ def test_warmup_schedule_is_the_lectures_formula():
         np.testing.assert_allclose(float(s(step - 1)), expected, rtol=1e-6)
 
 
-def test_encoder_decoder_learns_reversal_above_chance():
+def test_encoder_decoder_learns_reversal():
     length, symbols, d = 5, 6, 16
     # Generation, init, training, greedy decoding and evaluation each run as one compiled program.
     data = jax.jit(lambda k: synthetic_dataset("reverse", k, 512, 64, 64, length=length, num_symbols=symbols))(
@@ -90,10 +90,11 @@ def test_encoder_decoder_learns_reversal_above_chance():
         return m["loss"], greedy, evaluate(recipe, state, x_test, y_test)
 
     losses, greedy, test = run(data.x_train, data.y_train, data.x_test, data.y_test)
-    chance = 1.0 / symbols
     assert float(losses[-10:].mean()) < 0.5 * float(losses[:10].mean())
-    assert float(test["accuracy"]) > 3 * chance, test
-    assert float(jnp.mean(greedy == data.y_test)) > 3 * chance
+    # Init seeds 0-4 of this exact program: teacher-forced accuracy 1.000, 0.991, 1.000, 0.891, 0.987;
+    # greedy decoding 1.000, 0.991, 1.000, 0.806, 0.984; last/first loss 0.23-0.32 (chance: 1/6).
+    assert float(test["accuracy"]) > 0.85, test
+    assert float(jnp.mean(greedy == data.y_test)) > 0.75
 
 
 def test_dropout_is_keyed_and_off_in_eval():

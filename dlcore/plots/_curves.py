@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dlcore.plots._save import save_figure
 
 from typing import Mapping
@@ -49,7 +50,8 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     h = {k: (np.asarray(v)[None] if k != "eval_step" and np.asarray(v).ndim == 1 else np.asarray(v))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dlcore.plots._save import save_figure
 
 import numpy as np
@@ -18,7 +19,8 @@ def plot_lr_finder(result, path: str | None = None, *, title: str = "learning-ra
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lrs = np.asarray(result.learning_rates)
@@ -59,7 +61,8 @@ def plot_trajectories(fun, results, path: str | None = None, *, bounds=None, lev
     import jax.numpy as jnp
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = {k: np.asarray(r.xs) for k, r in results.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dlcore.plots._save import save_figure
 
 from typing import Sequence
@@ -30,7 +31,8 @@ def plot_projection(z_Nx2, labels_N, path: str | None = None, *, class_names: Se
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     z = np.asarray(z_Nx2, dtype=np.float64)

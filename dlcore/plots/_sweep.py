@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dlcore.plots._save import save_figure
 
 from typing import Mapping, Sequence
@@ -14,7 +15,8 @@ from dlcore.plots._curves import _band, smooth
 def _plt():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dlcore.plots._save import save_figure
-
 from typing import Mapping
 
 import numpy as np
+
+from dlcore.plots._save import save_figure
 
 
 def _band(a_SxT: np.ndarray, confidence: float = 0.95):

@@ -78,7 +78,7 @@ def load_data(path: str) -> dict:
     import numpy as np
 
     with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+        return {k: np.array(f[k]) for k in f.files}  # writable copies (torch.as_tensor warns otherwise)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +273,8 @@ def _timed(cmd: list[str], env: dict, timeout: float) -> tuple[float, subprocess
     return time.perf_counter() - t0, p
 
 
-def run_peer(name: str, seeds: int, steps: int, npz: str, tmp: str, timeout: float = 3600) -> dict:
+def run_peer(name: str, seeds: int, steps: int, npz: str, tmp: str, timeout: float = 3600,
+             device: str | None = None) -> dict:
     """Run one peer as a fresh process; ``process_s`` is its wall time from start to exit."""
     if name == "dlcore":
         out = os.path.join(tmp, "runs")
@@ -284,7 +285,7 @@ def run_peer(name: str, seeds: int, steps: int, npz: str, tmp: str, timeout: flo
             raise RuntimeError(f"dlcore run failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
         return dict(parse_dlcore_output(p.stdout), process_s=wall)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--seeds", str(seeds), "--steps", str(steps),
-           "--data", npz]
+           "--data", npz] + (["--device", device] if device else [])
     wall, p = _timed(cmd, _env(1 if name == "jax_vmap" else None), timeout)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     if p.returncode != 0 or not lines:
@@ -350,11 +351,13 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write medians, ratios and every round here")
     ap.add_argument("--worker", default=None, choices=PEERS, help=argparse.SUPPRESS)
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--device", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         data = load_data(args.data)
         fn = {"torch_loop": torch_loop, "torch_bmm": torch_bmm, "jax_vmap": jax_vmap}[args.worker]
-        print("RESULT " + json.dumps(fn(data, args.seeds, args.steps)), flush=True)
+        kw = {"device": args.device} if args.device and args.worker != "jax_vmap" else {}
+        print("RESULT " + json.dumps(fn(data, args.seeds, args.steps, **kw)), flush=True)
         return
 
     os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -40,7 +40,7 @@ def test_vmapped_seed_sweep_same_loss_and_gradients(key, model, shape):
     """A seed sweep's loss and gradients are those of the vmapped convolutions, to float32 rounding."""
     x = jax.random.normal(key, shape)
     y = jax.random.randint(jax.random.fold_in(key, 1), (shape[0],), 0, 10)
-    seeds = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(3))
+    seeds = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(5))
     params = jax.vmap(lambda k: model.init(k, x[:1], train=False)["params"])(seeds)
 
     def loss(p):
@@ -53,9 +53,10 @@ def test_vmapped_seed_sweep_same_loss_and_gradients(key, model, shape):
 
     want_fn, got_fn = jax.jit(jax.vmap(jax.value_and_grad(loss))), jax.jit(jax.vmap(jax.value_and_grad(loss_mm)))
     # vmap folds the seeds into feature groups of the convolutions; the matmul form has none
-    # (its patch extraction is a convolution with a constant filter: seeds fold into the batch).
-    assert "feature_group_count = 3" in want_fn.lower(params).as_text()
-    assert "feature_group_count = 3" not in got_fn.lower(params).as_text()
+    # (its patch extraction is a depthwise convolution with a constant filter: seeds fold into the
+    # batch; 5 seeds, so no channel count of these models can be mistaken for the seed groups).
+    assert "feature_group_count = 5" in want_fn.lower(params).as_text()
+    assert "feature_group_count = 5" not in got_fn.lower(params).as_text()
     want_l, want_g = want_fn(params)
     got_l, got_g = got_fn(params)
     np.testing.assert_allclose(got_l, want_l, rtol=1e-5, atol=1e-6)

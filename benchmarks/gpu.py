@@ -15,6 +15,11 @@ Sections (each on JAX's default backend; PyTorch on ``cuda`` when it sees one, e
 
 ``--tiny`` runs every section at toy sizes (CPU, < 60 s) — that is what the tests run.
 
+On the accelerator machine, JAX needs its CUDA build (the project's dependencies install the CPU
+one): ``.venv/bin/pip install -U "jax[cuda12]"`` (or ``jax[cuda13]``, matching the driver) before
+``make bench-gpu``; the ``bench`` extra's ``torch==2.13.0`` from PyPI is already a CUDA build there.
+The JSON records both backends; a run where JAX stayed on the CPU says so and warns.
+
     .venv/bin/python benchmarks/gpu.py --json runs/bench_gpu.json      # on the accelerator
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/gpu.py --tiny --json /tmp/gpu_tiny.json
 """
@@ -160,6 +165,8 @@ def main() -> None:
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1, default=float)
     os.replace(tmp, args.json)
+    if result["jax"]["backend"] == "cpu" and result.get("torch", {}).get("device") == "cuda":
+        print("WARNING: PyTorch sees a GPU but JAX runs on the CPU: install jax[cuda12] (see the docstring)")
     if sw:
         print(f"seed-throughput {cfg['sweep_seeds']} seeds vs 1: {sw['seed_throughput_ratio']:.1f}× (target ≥ 20× on GPU)")
     if "dlcore_vs_torch_bmm_seed_steps" in result:

@@ -21,6 +21,16 @@ Peak memory: ``ru_maxrss`` of the subprocess (includes the JAX runtime, ~0.3–0
 
     .venv/bin/python benchmarks/seed_sweep.py [--steps 6000] [--only NAME ...]
 
+``--models``: seed sweeps of a CNN and an RNN — ``ConvBase1D`` on MNIST-1D, LeNet-5 on the digits
+(8×8 upsampled to 32×32) and a GRU (MNIST-1D read as 40 steps of one feature, 32 hidden) — each
+*vmapped* (``jit(vmap(scan))``), *sequential* (one compiled ``jit(scan)`` run per seed) and
+*grouped*: vmapped with ``dlcore.nn.conv_as_matmul`` (each convolution as patches @ kernel, so
+the seeds fold into the batch axis of the patch extraction and into a batched matmul, instead of
+the feature-grouped convolution that ``vmap`` makes). A hand-written Adam loop, batch 100, one
+process, rounds interleaved; seed-steps/s (compilation excluded) and the pick per model:
+
+    .venv/bin/python benchmarks/seed_sweep.py --models [--seeds 8] [--steps 1000] [--rounds 3]
+
 The machine is noisy (and shared): compare the ratios printed by one run, not absolute times.
 """
 
@@ -211,15 +221,122 @@ def _spawn(name: str, seeds: int, devices: int, steps: int) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def _model_cases():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dlcore.data import generate_digits
+    from dlcore.models import ConvBase1D, LeNet5
+    from dlcore.nn import RNNModel
+
+    d = _data()
+    mnist = (np.asarray(d.x_train), np.asarray(d.y_train))
+    g = generate_digits()
+    x = np.kron(g["x"] / 16.0, np.ones((1, 4, 4, 1), np.float32)).astype(np.float32)  # 8x8 -> 32x32
+    digits = (x, np.asarray(g["y"], np.int32))
+    return {
+        "convbase1d": (ConvBase1D(), mnist),
+        "lenet5_digits": (LeNet5(), digits),
+        "gru": (RNNModel(hidden_size=32, num_outputs=10, cell="gru"), mnist),
+    }
+
+
+def _model_programs(model, data, seeds: int, steps: int) -> dict:
+    """name -> a function that trains ``seeds`` runs of ``model`` for ``steps`` steps (compiled)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from dlcore.nn import conv_as_matmul
+
+    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
+    n = x.shape[0]
+    tx = optax.adam(1e-3)
+
+    def make_run(grouped: bool):
+        def apply(p, xb):
+            if grouped:
+                with conv_as_matmul():
+                    return model.apply({"params": p}, xb, train=True)
+            return model.apply({"params": p}, xb, train=True)
+
+        def run(key):
+            p = model.init(key, x[:1], train=False)["params"]
+
+            def step(c, t):
+                p, o = c
+                i = jax.random.randint(jax.random.fold_in(key, t), (B,), 0, n)
+                loss, g = jax.value_and_grad(
+                    lambda p: optax.softmax_cross_entropy_with_integer_labels(apply(p, x[i]), y[i]).mean())(p)
+                u, o = tx.update(g, o, p)
+                return (optax.apply_updates(p, u), o), loss
+
+            (_, _), losses = jax.lax.scan(step, (p, tx.init(p)), jnp.arange(steps))
+            return losses[-100:].mean()
+
+        return run
+
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
+    one = jax.jit(make_run(False)).lower(keys[0]).compile()
+    vm = jax.jit(jax.vmap(make_run(False))).lower(keys).compile()
+    gr = jax.jit(jax.vmap(make_run(True))).lower(keys).compile()
+    return {
+        "vmapped": lambda: vm(keys),
+        "sequential": lambda: jnp.stack([one(k) for k in keys]),
+        "grouped": lambda: gr(keys),
+    }
+
+
+def models_main(seeds: int, steps: int, rounds: int, only=None) -> dict:
+    import statistics
+
+    import jax
+
+    out = {}
+    print(f"seed sweeps of a CNN and an RNN: {seeds} seeds, {steps} steps, batch {B}, Adam 1e-3; "
+          f"seed-steps/s, median of {rounds} interleaved rounds, compilation excluded")
+    print(f"{'model':<15}{'vmapped':>10}{'sequential':>12}{'grouped':>10}   {'vmap/seq':>9}{'grouped/seq':>12}  pick"
+          f"   final loss (vmapped, grouped)")
+    for name, (model, data) in _model_cases().items():
+        if only and not any(o in name for o in only):
+            continue
+        progs = _model_programs(model, data, seeds, steps)
+        times = {k: [] for k in progs}
+        losses = {}
+        for r in range(rounds):
+            for k in (list(progs) if r % 2 == 0 else list(reversed(progs))):
+                t0 = time.perf_counter()
+                losses[k] = jax.block_until_ready(progs[k]())
+                times[k].append(time.perf_counter() - t0)
+        rate = {k: seeds * steps / statistics.median(v) for k, v in times.items()}
+        pick = max(rate, key=rate.get)
+        out[name] = dict(seed_steps_per_s=rate, pick=pick,
+                         final_loss={k: float(v.mean()) for k, v in losses.items()})
+        print(f"{name:<15}{rate['vmapped']:>10,.0f}{rate['sequential']:>12,.0f}{rate['grouped']:>10,.0f}   "
+              f"{rate['vmapped'] / rate['sequential']:>9.2f}{rate['grouped'] / rate['sequential']:>12.2f}  {pick:<10}"
+              f" {float(losses['vmapped'].mean()):.4f}, {float(losses['grouped'].mean()):.4f}", flush=True)
+    print("grouped = vmapped with dlcore.nn.conv_as_matmul (the GRU has no convolution: grouped == vmapped)")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--models", action="store_true", help="CNN/RNN seed sweeps: vmapped vs sequential vs grouped")
+    ap.add_argument("--rounds", type=int, default=3, help="with --models: interleaved rounds")
+    ap.add_argument("--json", default=None, help="with --models: write the figures here")
     ap.add_argument("--only", nargs="*", default=None, help="labels (substrings) of the configurations to run")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--seeds", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--seeds", type=int, default=1, help="with --models: seeds per sweep (default 8)")
     args = ap.parse_args()
     if args.worker:
         _worker_main(args.worker, args.seeds, args.steps)
+        return
+    if args.models:
+        res = models_main(args.seeds if args.seeds != 1 else 8, args.steps, args.rounds, args.only)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1)
         return
 
     print(f"MNIST-1D MLP {'-'.join(map(str, WIDTHS))}, Adam 1e-2, batch {B}, {args.steps} steps; "

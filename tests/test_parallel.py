@@ -105,7 +105,10 @@ def md(tmp_path_factory):
     (1, 8, 12, "gpu", (1, 6)),    # the data axis divides the batch
     (16, 4, 32, "tpu", (4, 1)),
     (1, 8, 128, "cpu", (1, 1)),   # CPU: no data axis unless asked (host devices share cores)
-    (6, 4, 32, "cpu", (3, 1)),
+    (6, 4, 32, "cpu", (1, 1)),    # CPU: < 8 runs per host device stay on one device (measured slower)
+    (32, 2, 100, "cpu", (2, 1)),  # the main job: 16 runs per device
+    (8, 2, 100, "cpu", (1, 1)),
+    (24, 4, 100, "cpu", (3, 1)),  # 8 runs per device
 ])
 def test_plan_placement_rules(seeds, devices, batch, platform, expected):
     assert tuple(par.plan_placement(seeds, devices, batch, platform=platform)) == expected

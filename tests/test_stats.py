@@ -130,3 +130,18 @@ def test_bad_input():
         iqm([])
     d = describe([0.5, np.nan, 0.7], seed=0)
     assert d["n"] == 2 and d["n_dropped"] == 1 and d["mean"] == pytest.approx(0.6)
+
+
+def test_summary_needs_no_scipy_stats():
+    """The CLI's table (mean_ci/summarize) uses scipy.special's t quantile: scipy.stats costs ~1 s to import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from dlcore.stats import summarize, mean_ci\n"
+            "s = summarize([0.6, 0.7, 0.65]); m, lo, hi = mean_ci([1.0, 2.0, 3.0])\n"
+            "print('scipy.stats' in sys.modules, round(lo, 4), round(s['ci_high'], 4))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lo, hi = mean_ci([1.0, 2.0, 3.0])[1], summarize([0.6, 0.7, 0.65])["ci_high"]
+    assert lo == pytest.approx(2.0 - scipy.stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3))
+    assert p.stdout.split() == ["False", f"{round(lo, 4)}", f"{round(hi, 4)}"]

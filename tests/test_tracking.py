@@ -114,3 +114,23 @@ def test_wandb_offline_runs_read_back(tmp_path, monkeypatch):
                 config.update(r["config"]["update"])
         assert config.get("seed") == seed and config.get("lr") == 0.1, config
         assert any(r.get("type") == "exit" for r in records)  # the run was finished cleanly
+
+
+def test_tensorboard_writer_does_not_import_torch(tmp_path):
+    """tensorboardX imports torch (~4 s) when it is installed; dlcore's writer keeps it out (issue 18)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: nothing to keep out")
+    code = (
+        "import sys\n"
+        "from dlcore.tracking import open_writer\n"
+        f"w = open_writer({str(tmp_path)!r}); w.scalars(1, {{'train/loss': 0.5}}); w.close()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "False"
+    assert _acc(tmp_path).Scalars("train/loss")[0].value == pytest.approx(0.5)  # still a real event file

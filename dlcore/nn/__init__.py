@@ -1,6 +1,7 @@
 """Neural-network building blocks (Flax Linen modules with an explicit ``train`` flag)."""
 
 from dlcore.nn._activations import ACTIVATIONS, get_activation
+from dlcore.nn._conv_matmul import conv_as_matmul, patch_conv
 from dlcore.nn._dropout import Dropout, dropout
 from dlcore.nn._mlp import MLP, NORMS
 

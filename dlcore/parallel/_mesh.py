@@ -6,7 +6,10 @@ A sweep of ``S`` seeds with a per-step batch of ``B`` examples runs on a mesh of
 all-reduced over ``data`` every step). Placement rules (:func:`plan_placement`):
 
 1. Seeds first: ``seed`` = the largest divisor of ``S`` that fits on the devices. Independent runs
-   need no collectives; on CPU this is what uses the other cores (measured ~1.7x on 2 cores).
+   need no collectives; on CPU this is what can use the other cores. On the CPU platform each
+   host device must get at least :data:`CPU_MIN_SEEDS_PER_DEVICE` runs, else the seeds stay on one
+   device: host devices synchronise every step, and small per-device batches of runs were slower
+   split than not (measured on 2 cores, docs/scaling.md: 2 seeds 0.76x, 4 seeds 0.71x).
 2. Data parallelism over the devices that remain (all of them when ``S = 1``), as the largest
    size that divides ``B`` — on GPU/TPU. On the CPU platform host "devices" share the same cores
    and an all-reduce per step costs more than it saves (measured ~3.5x *slower* on 2 cores), so
@@ -33,6 +36,8 @@ SEED_AXIS = "seed"
 """Mesh axis over independent runs (stacked train states)."""
 DATA_AXIS = "data"
 """Mesh axis over the examples of each run's batch (gradients all-reduced over it)."""
+CPU_MIN_SEEDS_PER_DEVICE = 8
+"""Fewest runs per host device for the default seed split on CPU (rule 1; measured, docs/scaling.md)."""
 
 
 class Placement(NamedTuple):
@@ -89,6 +94,8 @@ def plan_placement(
     (Placement(seed=8, data=1), Placement(seed=1, data=8))
     >>> plan_placement(2, 8, 128, platform="gpu"), plan_placement(1, 8, 128, platform="cpu")
     (Placement(seed=2, data=4), Placement(seed=1, data=1))
+    >>> plan_placement(32, 2, 100, platform="cpu"), plan_placement(8, 2, 100, platform="cpu")
+    (Placement(seed=2, data=1), Placement(seed=1, data=1))
     """
     num_seeds = _check_positive("num_seeds", num_seeds)
     num_devices = _check_positive("num_devices", num_devices)
@@ -110,7 +117,10 @@ def plan_placement(
                 f"batch size that is a multiple of {data_devices} or data_devices in "
                 f"{[k for k in range(1, min(batch_size, num_devices) + 1) if batch_size % k == 0]}"
             )
-    seed = seed_devices or _largest_divisor(num_seeds, num_devices // (data_devices or 1))
+    fit = num_devices // (data_devices or 1)
+    if platform == "cpu":  # host devices share the cores: split only sweeps with enough runs per device
+        fit = min(fit, max(1, num_seeds // CPU_MIN_SEEDS_PER_DEVICE))
+    seed = seed_devices or _largest_divisor(num_seeds, fit)
     if data_devices is not None:
         data = data_devices
     elif platform == "cpu":

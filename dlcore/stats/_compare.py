@@ -26,9 +26,15 @@ from __future__ import annotations
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
-import scipy.stats
 
 from dlcore.stats._summary import mean_ci
+
+
+def _st():
+    """``scipy.stats``, imported on first use: it costs ~1 s, and ``dlcore run`` needs none of it."""
+    import scipy.stats
+
+    return scipy.stats
 
 DEFAULT_RESAMPLES = 2000
 
@@ -53,13 +59,13 @@ def iqm(samples) -> float:
     >>> iqm([0.0, 1.0, 2.0, 3.0, 100.0, 4.0, 5.0, 6.0])
     3.5
     """
-    return float(scipy.stats.trim_mean(_as_1d(samples), 0.25))
+    return float(_st().trim_mean(_as_1d(samples), 0.25))
 
 
 _STATISTICS: dict[str, Callable] = {
     "mean": np.mean,
     "median": np.median,
-    "iqm": lambda x, axis=-1: scipy.stats.trim_mean(x, 0.25, axis=axis),
+    "iqm": lambda x, axis=-1: _st().trim_mean(x, 0.25, axis=axis),
 }
 
 
@@ -94,7 +100,7 @@ def bootstrap_ci(
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])  # every resample is identical: the interval is a point
     fn = _STATISTICS[statistic] if isinstance(statistic, str) else statistic
-    res = scipy.stats.bootstrap(
+    res = _st().bootstrap(
         (x,), fn, n_resamples=n_resamples, confidence_level=confidence, method=method,
         vectorized=True, rng=np.random.default_rng(seed),
     )
@@ -174,7 +180,7 @@ def prob_improvement(
         return p, float("nan"), float("nan")
     if np.all(a == a[0]) and np.all(b == b[0]):
         return p, p, p  # every resample is identical
-    res = scipy.stats.bootstrap(
+    res = _st().bootstrap(
         (a, b), fn, paired=False, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
         vectorized=True, rng=np.random.default_rng(seed),
     )
@@ -194,7 +200,7 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     _check_confidence(confidence)
     if n < 1:
         return float("nan"), float("nan")
-    z = float(scipy.stats.norm.ppf(0.5 + confidence / 2))
+    z = float(_st().norm.ppf(0.5 + confidence / 2))
     ph = successes / n
     denom = 1 + z * z / n
     centre = (ph + z * z / (2 * n)) / denom
@@ -257,7 +263,7 @@ def compare(
             lo = hi = float(d[0])  # no spread: the difference is exact (resolved iff nonzero)
             pv = 1.0 if d[0] == 0 else 0.0
         else:
-            r = scipy.stats.ttest_rel(a, b)
+            r = _st().ttest_rel(a, b)
             ci = r.confidence_interval(confidence)
             lo, hi, pv = float(ci.low), float(ci.high), float(r.pvalue)
     elif not paired and a.size >= 2 and b.size >= 2:
@@ -265,7 +271,7 @@ def compare(
             lo = hi = diff
             pv = 1.0 if diff == 0 else 0.0
         else:
-            r = scipy.stats.ttest_ind(a, b, equal_var=False)
+            r = _st().ttest_ind(a, b, equal_var=False)
             ci = r.confidence_interval(confidence)
             lo, hi, pv = float(ci.low), float(ci.high), float(r.pvalue)
     p, plo, phi = prob_improvement(a, b, paired=paired, confidence=confidence, seed=seed, n_resamples=n_resamples)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.stats
+# scipy.special, not scipy.stats: the CLI prints this table, and scipy.stats costs ~1 s to import.
+from scipy.special import stdtrit
 
 
 def mean_ci(samples, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -24,7 +25,7 @@ def mean_ci(samples, confidence: float = 0.95) -> tuple[float, float, float]:
     m = float(np.mean(x))
     if x.size < 2:
         return m, float("nan"), float("nan")
-    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, x.size - 1) * np.std(x, ddof=1) / np.sqrt(x.size))
+    half = float(stdtrit(x.size - 1, 0.5 + confidence / 2) * np.std(x, ddof=1) / np.sqrt(x.size))
     return m, m - half, m + half
 
 

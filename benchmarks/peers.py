@@ -95,17 +95,25 @@ def _torch_lecun_(w, fan_in: int, gen):
     return w
 
 
+def _torch_data(data: dict, device: str):
+    """Flush-to-zero on, and the splits as tensors on ``device``: train, val, test inputs and labels."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    out = []
+    for split in ("train", "val", "test"):
+        out += [torch.as_tensor(data[f"x_{split}"], device=device),
+                torch.as_tensor(data[f"y_{split}"], device=device).long()]
+    return out
+
+
 def torch_loop(data: dict, seeds: int, steps: int, device: str = "cpu") -> dict:
     """One ``nn.Sequential`` MLP per seed, trained one after another (eager PyTorch)."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_flush_denormal(True)
     t0 = time.perf_counter()
-    x = torch.as_tensor(data["x_train"], device=device)
-    y = torch.as_tensor(data["y_train"], device=device).long()
-    xv, yv = torch.as_tensor(data["x_val"], device=device), torch.as_tensor(data["y_val"], device=device).long()
-    xt, yt = torch.as_tensor(data["x_test"], device=device), torch.as_tensor(data["y_test"], device=device).long()
+    x, y, xv, yv, xt, yt = _torch_data(data, device)
     n = x.shape[0]
     spe = n // B
     accs = []
@@ -143,12 +151,8 @@ def torch_bmm(data: dict, seeds: int, steps: int, device: str = "cpu") -> dict:
     import torch
     import torch.nn.functional as F
 
-    torch.set_flush_denormal(True)
     t0 = time.perf_counter()
-    x = torch.as_tensor(data["x_train"], device=device)
-    y = torch.as_tensor(data["y_train"], device=device).long()
-    xv, yv = torch.as_tensor(data["x_val"], device=device), torch.as_tensor(data["y_val"], device=device).long()
-    xt, yt = torch.as_tensor(data["x_test"], device=device), torch.as_tensor(data["y_test"], device=device).long()
+    x, y, xv, yv, xt, yt = _torch_data(data, device)
     n = x.shape[0]
     spe = n // B
     gens = [torch.Generator().manual_seed(s) for s in range(seeds)]

@@ -141,6 +141,20 @@ def test_early_stopping_runs_tiny(tmp_path, capsys):
     assert all(r["status"] == "stopped" and 0 < int(r["stop_step"]) < 60 for r in stopped)
 
 
+def test_l1_vs_l2_runs_tiny(tmp_path, capsys):
+    """Every run records its weights' sparsity; a strong L1 penalty zeroes more weights than none."""
+    _smoke(tmp_path, capsys, "l1_vs_l2", "--config.num_steps=60", "--config.eval_every=30",
+           "--config.model.widths=(16,)", "--config.hparams.learning_rate=0.01",
+           "--config.sweep.axes.l1.values=(0.0,0.01)", "--config.sweep.axes.l2.values=(0.0,)")
+    (run_dir,) = tmp_path.glob("l1_vs_l2/*")
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    sparsity = {float(r["l1"]): [] for r in rows}
+    for r in rows:
+        assert 0.0 <= float(r["weights/sparsity"]) <= 1.0 and float(r["weights/l2_norm"]) > 0
+        sparsity[float(r["l1"])].append(float(r["weights/sparsity"]))
+    assert min(sparsity[0.01]) > max(sparsity[0.0])
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_claim_checks_name_single_grid_points(name):
     # `dlcore report --catalog` evaluates config.claim.checks; each side must be one point of the grid.
@@ -155,7 +169,7 @@ def test_claim_checks_name_single_grid_points(name):
     grid = {a.name: {_fmt(v) for v in a.grid()} for a in parse_sweep(config)["space"].axes}
     for check in config.claim.checks:
         metric, rest = check.split(": ", 1)
-        assert metric.split("/")[0] in ("val", "test", "train")
+        assert metric.split("/")[0] in ("val", "test", "train", "weights")
         op = next(op for op in OPS if op in rest)
         for side in rest.split(op):
             try:

@@ -177,7 +177,7 @@ def _points(rows, axes) -> list[_Point]:
         p.seeds.append(int(r["seed"]))
         p.status.append(r["status"])
         for k, v in r.items():
-            if k.startswith(("val/", "test/")) or k == "train/loss_last":
+            if k.startswith(("val/", "test/", "weights/")) or k == "train/loss_last":
                 p.metrics.setdefault(k, []).append(float(v) if v != "" else math.nan)
     return [pts[i] for i in sorted(pts)]
 

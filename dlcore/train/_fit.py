@@ -278,67 +278,45 @@ def _drive(loop: Loop, state: TrainState, history: dict | None, callbacks, opts:
     warned_slow = False
     # A run resumed after every run had stopped (early stopping) ends where the original ended.
     halted = loop.halt_when_stopped and step > 0 and _all_stopped(state)
-    # Without callbacks or halting hooks nothing on the host needs chunk k's results before chunk
-    # k+1 starts: dispatch k+1 first, then read k's metrics while it runs (the device never idles).
-    pipelined = not callbacks and not loop.halt_when_stopped
-    pending = None
-
-    def record(metrics, val, n, end_step, dt):
-        nonlocal warned_slow
-        metrics, val = to_host((metrics, val))
-        if dt / n > SLOW_STEP_S and not warned_slow:
-            warned_slow = True
-            warnings.warn(f"a training step takes {dt / n:.2f} s (> {SLOW_STEP_S} s); estimated total "
-                          f"{dt / n * (num_steps - end_step):.0f} s more", RuntimeWarning, stacklevel=4)
-        stats = metrics.pop("_stats", None)
-        for k, v in metrics.items():
-            _append(history, f"train/{k}", np.asarray(v), t_axis)
-        if stats is not None:
-            taken = (np.arange(n // loop.stats_every) + 1) * loop.stats_every + (end_step - n)
-            _append(history, "stats_step", taken, 0)
-            for k, v in stats.items():
-                _append(history, f"stats/{k}", np.asarray(v), t_axis)
-        _append(history, "eval_step", np.asarray([end_step]), 0)
-        for k, v in val.items():
-            _append(history, f"val/{k}", np.asarray(v)[..., None], t_axis)
-        if bar is not None:
-            bar.update(n)
-            post = {"loss": float(np.mean(metrics["loss"][..., -1]))}
-            if "accuracy" in val:
-                post["val_acc"] = float(np.mean(val["accuracy"]))
-            bar.set_postfix(post)
-
     try:
-        t_mark = time.perf_counter()
         while step < num_steps and not halted:
             n = min(loop.chunk_size - step % loop.chunk_size, num_steps - step)
-            c0 = loop.compile_s
-            fn = loop._compile(n, state)
+            fn = loop._compile(n, state)  # compile outside the timed region
             loop.compile_eval(state, "val")
-            t_mark += loop.compile_s - c0  # compilation is not run time
+            t0 = time.perf_counter()
             state, metrics = fn(state, jnp.int32(step), loop.data.x_train, loop.data.y_train)
             val = loop.evaluate(state, "val")
             state = loop.after_eval(state, val)
+            metrics, val = to_host((metrics, val))
+            dt = time.perf_counter() - t0
+            t_run += dt
+            if dt / n > SLOW_STEP_S and not warned_slow:
+                warned_slow = True
+                warnings.warn(f"a training step takes {dt / n:.2f} s (> {SLOW_STEP_S} s); estimated total "
+                              f"{dt / n * (num_steps - step):.0f} s more", RuntimeWarning, stacklevel=3)
             steps_run += n
             step += n
-            if pipelined:
-                if pending is not None:
-                    record(*pending, time.perf_counter() - t_mark)
-                    t_run += time.perf_counter() - t_mark
-                    t_mark = time.perf_counter()
-                pending = (metrics, val, n, step)
-                continue
-            record(metrics, val, n, step, time.perf_counter() - t_mark)
-            t_run += time.perf_counter() - t_mark
+            stats = metrics.pop("_stats", None)
+            for k, v in metrics.items():
+                _append(history, f"train/{k}", np.asarray(v), t_axis)
+            if stats is not None:
+                taken = (np.arange(n // loop.stats_every) + 1) * loop.stats_every + (step - n)
+                _append(history, "stats_step", taken, 0)
+                for k, v in stats.items():
+                    _append(history, f"stats/{k}", np.asarray(v), t_axis)
+            _append(history, "eval_step", np.asarray([step]), 0)
+            for k, v in val.items():
+                _append(history, f"val/{k}", np.asarray(v)[..., None], t_axis)
+            if bar is not None:
+                bar.update(n)
+                post = {"loss": float(np.mean(metrics["loss"][..., -1]))}
+                if "accuracy" in val:
+                    post["val_acc"] = float(np.mean(val["accuracy"]))
+                bar.set_postfix(post)
             for cb in callbacks:
                 cb(state, history, step)
             # Every run has stopped (early stopping): the remaining steps would change nothing.
             halted = loop.halt_when_stopped and _all_stopped(state)
-            t_mark = time.perf_counter()
-        if pending is not None:
-            jax.block_until_ready(pending[:2])
-            record(*pending, time.perf_counter() - t_mark)
-            t_run += time.perf_counter() - t_mark
     finally:
         if bar is not None:
             bar.close()

@@ -225,11 +225,15 @@ def test_restore_onto_another_device_count(tmp_path):
 @pytest.fixture
 def fake_run(tmp_path):
     """A run directory of `tiny` (seeds 0,1, default config) with checkpoints at steps 10 and 20."""
+    return _fake_run(tmp_path, {})
+
+
+def _fake_run(tmp_path, overrides):
     from dlcore.cli._checkpointing import _plain
     from dlcore.cli._config import apply_overrides, load_experiment
 
     _, mod = load_experiment("tiny")
-    cfg = apply_overrides(mod.get_config(), {})
+    cfg = apply_overrides(mod.get_config(), overrides)
     run_dir = tmp_path / "runs" / "tiny" / "20250101-000000"
     abstract = jax.eval_shape(lambda: init_states(Recipe(MLP(widths=(16,)), optimizer_fn("adam")), [0, 1],
                                                   {"learning_rate": 1e-2}, np.zeros((1, 40), np.float32)))
@@ -254,6 +258,28 @@ def test_resume_refuses_another_run(fake_run, extra, message, capsys):
     assert main(["run", "tiny", "--no-progress", "--resume", str(fake_run), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_resume_refuses_to_stretch_a_schedule_unless_asked(tmp_path, capsys, monkeypatch):
+    """A cosine schedule is defined over num_steps: resuming with another num_steps would switch
+    schedules mid-run, so it is refused (one line) unless --new-schedule says so."""
+    import dlcore.sweep
+
+    run_dir = _fake_run(tmp_path, {"optimizer.schedule": "cosine"})
+    argv = ["run", "tiny", "--no-progress", "--resume", str(run_dir), "--config.optimizer.schedule=cosine",
+            "--config.num_steps=60"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "num_steps changes from 40 to 60" in err[0] and "--new-schedule" in err[0]
+
+    def reached(*a, **k):
+        raise RuntimeError("reached training")
+
+    monkeypatch.setattr(dlcore.sweep, "run_study", reached)
+    with pytest.raises(RuntimeError, match="reached training"):  # accepted: training starts
+        main([*argv, "--new-schedule"])
+    assert main(["run", "tiny", "--no-progress", "--new-schedule"]) == 2  # only with --resume
+    assert "--new-schedule only applies with --resume" in capsys.readouterr().err
 
 
 def test_resume_bad_directories(fake_run, tmp_path, capsys):

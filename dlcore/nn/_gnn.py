@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlcore.errors import ConfigError, DataError, ShapeError, unknown_name
+from dlcore.errors import ConfigError, ShapeError, unknown_name
 from dlcore.nn._activations import get_activation
 
 AGGREGATIONS = ("sum", "mean", "max")

@@ -7,7 +7,7 @@ import functools
 import math
 import time
 import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ from dlcore.data import Dataset, chunk_batch_indices, steps_per_epoch
 from dlcore.errors import ConfigError
 from dlcore.host import host_step, to_host
 from dlcore.status import RUNNING
-from dlcore.train._options import Callback, RunOptions, options_from
+from dlcore.train._options import RunOptions, options_from
 from dlcore.train._state import Recipe, TrainState, init_state
 from dlcore.train._step import evaluate, make_train_step
 

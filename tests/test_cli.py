@@ -199,3 +199,18 @@ def test_build_reads_loss_metrics_optimizer_options_and_permutations():
     assert isinstance(m, PermuteInputs) and m.seed == 3 and isinstance(m.model, MLPBase1D)
     off = build_model(ml_collections.ConfigDict(dict(name="mnist1d_mlp", permute_inputs=False)), 10)
     assert isinstance(off, MLPBase1D)
+
+
+@pytest.mark.parametrize("env, want", [
+    ({}, "--xla_gpu_deterministic_ops=true"),
+    ({"DLCORE_GPU_DETERMINISTIC": "0"}, ""),
+    ({"XLA_FLAGS": "--xla_gpu_deterministic_ops=false"}, "--xla_gpu_deterministic_ops=false"),
+])
+def test_cli_asks_for_deterministic_gpu_kernels(env, want):
+    # On one H200 the same run twice gave different parameter hashes without the flag (docs/scaling.md).
+    code = ("import os; from dlcore.cli import configure_determinism; configure_determinism(); "
+            "print(os.environ.get('XLA_FLAGS', ''))")
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "DLCORE_GPU_DETERMINISTIC")}
+    p = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                       timeout=60, check=True)
+    assert p.stdout.strip() == want

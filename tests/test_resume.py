@@ -50,6 +50,11 @@ SETUP = textwrap.dedent(
 
 def _env(tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", TEST_FAULT_ENV)}
+    # Keep the other XLA flags: on a GPU the children must compile what this process compiles
+    # (--xla_gpu_deterministic_ops) for their bits to be comparable.
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f)
+    if flags:
+        env["XLA_FLAGS"] = flags
     env.update(
         DLCORE_HOST_DEVICES="1",  # the reference runs in this (1-device) process
         TFDS_DATA_DIR=os.environ.get("TFDS_DATA_DIR", str(ROOT / "runs" / "tensorflow_datasets")),
@@ -213,7 +218,8 @@ def test_restore_onto_another_device_count(tmp_path):
         }))
         """
     )
-    env = _env(tmp_path, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    # Host devices (on a GPU machine too): the restore is onto 2 devices, whatever saved it.
+    env = _env(tmp_path, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     p = subprocess.run([sys.executable, "-c", child, str(tmp_path / "ck")], env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -1,7 +1,8 @@
 """The ``dlcore`` command line: ``dlcore run EXPERIMENT [--seeds N] [--config.key=value ...]``.
 
-This module imports nothing heavy at the top: on CPU it first sets ``XLA_FLAGS`` so that JAX sees
-one host device per core (seed sweeps are split across them), then imports JAX.
+This module imports nothing heavy at the top: it first sets ``XLA_FLAGS`` so that JAX sees one host
+device per core on CPU (seed sweeps are split across them) and so that GPU kernels are
+deterministic (the same command twice gives the same bits), then imports JAX.
 """
 
 from __future__ import annotations
@@ -10,6 +11,24 @@ import os
 import sys
 
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops"
+
+
+def configure_determinism() -> None:
+    """Ask XLA for run-to-run deterministic GPU kernels (``--xla_gpu_deterministic_ops=true``).
+
+    Without it the same ``dlcore run`` on one H200 gave different parameter hashes twice in a row
+    (atomics in scatter-adds, autotuned kernel choices); with it they are equal. It costs little
+    on these small models (``docs/scaling.md`` has the measurement) and nothing on CPU/TPU. Must
+    run before JAX starts; a value already in ``XLA_FLAGS`` wins, and
+    ``DLCORE_GPU_DETERMINISTIC=0`` leaves the flag out. The manifest records ``XLA_FLAGS``.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if GPU_DETERMINISM_FLAG in flags or "jax" in sys.modules:
+        return
+    if os.environ.get("DLCORE_GPU_DETERMINISTIC", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} {GPU_DETERMINISM_FLAG}=true".strip()
 
 
 def configure_host_devices(count: int | None = None) -> None:
@@ -56,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         configure_host_devices()
+        configure_determinism()
     except DlcoreError as e:
         print(f"dlcore: error: {e}", file=sys.stderr)
         return 2

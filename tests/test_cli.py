@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,9 @@ def test_run_end_to_end_files_and_hashes(tmp_path, capsys):
     assert h["train/loss"].shape == (3, 30) and h["val/accuracy"].shape == (3, 3)
     out = capsys.readouterr().out
     assert "test/accuracy" in out and "95% CI" in out and str(run_dir) in out
+    (phases,) = [line for line in out.splitlines() if line.startswith("time: start-up ")]
+    start, train, outputs, total = (float(x) for x in re.findall(r"([\d.]+) s", phases))
+    assert min(start, train, outputs) >= 0 and abs(start + train + outputs - total) <= 0.11  # rounding
 
 
 def test_manifest_hash_is_the_state_of_the_same_program(tmp_path):

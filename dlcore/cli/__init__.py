@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+STARTED = time.perf_counter()  # start-up is measured from here (the interpreter's own ~50 ms before it)
 
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops"

@@ -145,8 +145,18 @@ def cmd_run(args, overrides) -> int:
         print(line)
     if resumed is not None:
         print(f"resumed from the checkpoint at step {resumed}")
+    print(phases_line(t0, wall))
     print(f"outputs: {run_dir}")
     return 0
+
+
+def phases_line(t0: float, wall: float) -> str:
+    """Where the process's time went: start-up (imports, data, checks), training, outputs."""
+    from dlcore.cli import STARTED
+
+    now = time.perf_counter()
+    return (f"time: start-up {t0 - STARTED:.1f} s · training {wall:.1f} s · outputs {now - t0 - wall:.1f} s · "
+            f"total {now - STARTED:.1f} s")
 
 
 MEMORY_ENV = "DLCORE_MEMORY_BUDGET"

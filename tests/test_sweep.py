@@ -89,3 +89,40 @@ def test_parse_seeds(spec, out):
 def test_parse_seeds_bad(bad):
     with pytest.raises(ConfigError):
         parse_seeds(bad)
+
+
+def test_conv_impl_auto_resolves_by_runs_per_cpu_device():
+    from dlcore.models import ConvBase1D
+    from dlcore.parallel import make_mesh
+    from dlcore.sweep import resolve_conv_impl
+
+    r = Recipe(ConvBase1D(channels=4), optimizer_fn("sgd"))
+    assert resolve_conv_impl(r, 4).conv_impl == "matmul"  # 4 runs vmapped on one CPU device
+    assert resolve_conv_impl(r, 1).conv_impl == "native"
+    assert resolve_conv_impl(r.__class__(r.model, r.optimizer, conv_impl="native"), 4).conv_impl == "native"
+    one_each = make_mesh(seed=1, data=1, devices=jax.devices()[:1])
+    assert resolve_conv_impl(r, 1, one_each).conv_impl == "native"
+    with pytest.raises(ConfigError, match="conv_impl='fft' is not one of"):
+        Recipe(ConvBase1D(), optimizer_fn("sgd"), conv_impl="fft")
+
+
+def test_cnn_sweep_on_cpu_computes_convolutions_as_matmuls():
+    """The default sweep of a CNN on CPU is the `conv_impl="matmul"` program (bit for bit) and agrees
+    with XLA's vmapped convolution to float32 rounding."""
+    from dlcore.data import from_arrays
+    from dlcore.models import ConvBase1D
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 20)).astype(np.float32)
+    y = (x[:, :10].sum(1) > 0).astype(np.int32)
+    data = from_arrays(x[:64], y[:64], x[64:], y[64:], val_fraction=0.25, num_classes=2, name="conv")
+    kw = dict(hparams={"learning_rate": 1e-2}, num_steps=12, batch_size=16, eval_every=6, progress=False,
+              devices=jax.devices()[:1])
+    model = ConvBase1D(num_classes=2, channels=4)
+    runs = {impl: run_seeds(Recipe(model, optimizer_fn("adam"), conv_impl=impl), data, [0, 1, 2], **kw)
+            for impl in ("auto", "matmul", "native")}
+    for a, b in zip(jax.tree.leaves(runs["auto"].state.params), jax.tree.leaves(runs["matmul"].state.params)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(runs["matmul"].state.params), jax.tree.leaves(runs["native"].state.params)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(runs["matmul"].history["train/loss"], runs["native"].history["train/loss"], rtol=1e-5)

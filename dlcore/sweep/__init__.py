@@ -5,6 +5,7 @@ from dlcore.sweep._seeds import (
     broadcast_hparams,
     init_states,
     parse_seeds,
+    resolve_conv_impl,
     run_batch,
     run_seeds,
     seed_mesh,

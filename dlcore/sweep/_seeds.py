@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -132,6 +134,7 @@ def batch_loop(recipe: Recipe, data: Dataset, num_runs: int, options: RunOptions
         raise ConfigError(f"{num_runs} runs cannot be split over a seed axis of {pl.seed} devices; use a mesh "
                           "whose seed size divides the number of runs")
     check_batch_size(options.batch_size, mesh)
+    recipe = resolve_conv_impl(recipe, num_runs, mesh)
     sharding = per_run_batch = block_every = None
     if pl.num_devices > 1 or jax.process_count() > 1:
         sharding = state_sharding(mesh, batched=True)
@@ -143,6 +146,22 @@ def batch_loop(recipe: Recipe, data: Dataset, num_runs: int, options: RunOptions
     loop = Loop(recipe, data, options, batched=True, state_sharding=sharding, batch_sharding=per_run_batch,
                 spmd_axis_name=SEED_AXIS if sharding is not None else None, block_every=block_every)
     return loop, sharding
+
+
+def resolve_conv_impl(recipe: Recipe, num_runs: int, mesh=None) -> Recipe:
+    """``recipe`` with ``conv_impl="auto"`` made concrete: ``"matmul"`` for several runs per CPU device.
+
+    >>> from dlcore.models import ConvBase1D
+    >>> from dlcore.optim import optimizer_fn
+    >>> resolve_conv_impl(Recipe(ConvBase1D(), optimizer_fn("sgd")), 8).conv_impl
+    'matmul'
+    """
+    if recipe.conv_impl != "auto":
+        return recipe
+    devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
+    runs_per_device = num_runs / (placement_of(mesh).seed if mesh is not None else 1)
+    cpu = devices[0].platform == "cpu"
+    return dataclasses.replace(recipe, conv_impl="matmul" if cpu and runs_per_device > 1 else "native")
 
 
 def place_runs(state: TrainState, sharding) -> TrainState:

@@ -74,6 +74,9 @@ def weight_penalty(params, hparams) -> jax.Array:
     return total
 
 
+CONV_IMPLS = ("auto", "native", "matmul")
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """The static parts of training: what is compiled once, while :class:`TrainState` varies.
@@ -85,6 +88,11 @@ class Recipe:
       metrics: ``(outputs, batch) -> {name: [B]}`` per-example metrics (averaged per step).
       penalty: ``(params, hparams) -> scalar`` added to the loss (default: L1/L2 on kernels).
       augment: ``(key, x) -> x`` applied to training batches with the ``augment`` stream's step key.
+      conv_impl: how ``nn.Conv`` layers compute: ``"native"`` (XLA's convolution), ``"matmul"``
+        (patches @ kernel, :func:`dlcore.nn.conv_as_matmul`; same parameters and numbers to float32
+        rounding) or ``"auto"``: ``"matmul"`` for a sweep of several runs on CPU, where XLA turns
+        vmapped convolutions into slow feature-grouped ones (``benchmarks/seed_sweep.py --models``:
+        1.4–2× faster), else ``"native"``. Sweeps resolve it (:func:`dlcore.sweep.batch_loop`).
 
     Numeric hyperparameters whose name is a field of the model (e.g. ``dropout_rate``) are set on
     the model at every step, so they can be traced and swept too.
@@ -96,6 +104,11 @@ class Recipe:
     metrics: Callable | None = classification_metrics
     penalty: Callable | None = weight_penalty
     augment: Callable | None = None
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.conv_impl not in CONV_IMPLS:
+            raise ConfigError(f"conv_impl={self.conv_impl!r} is not one of {CONV_IMPLS}")
 
     def bind(self, hparams: Mapping[str, jax.Array]) -> nn.Module:
         """The model with its hyperparameter fields (e.g. ``dropout_rate``) set from ``hparams``."""

@@ -10,10 +10,18 @@ import optax
 
 from dlcore import random as drandom
 from dlcore.losses import mean_loss
+from dlcore.nn import conv_as_matmul
 from dlcore.train._state import DIVERGED, RUNNING, Recipe, TrainState
 
 
 def _apply(recipe: Recipe, state: TrainState, params, x, train: bool, dropout_key=None):
+    if recipe.conv_impl == "matmul":
+        with conv_as_matmul():
+            return _apply_model(recipe, state, params, x, train, dropout_key)
+    return _apply_model(recipe, state, params, x, train, dropout_key)
+
+
+def _apply_model(recipe: Recipe, state: TrainState, params, x, train: bool, dropout_key=None):
     model = recipe.bind(state.hparams)
     variables = {"params": params, **state.model_state}
     if train and state.model_state:

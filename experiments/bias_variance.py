@@ -33,7 +33,7 @@ from _base import study
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(dict(degree=3, n_train=30, noise=0.3, datasets=200, n_test=500))
     c.sweep = study(
-        dict(degree=dict(path="degree", values=tuple(range(11)))),
+        dict(degree=dict(path="degree", values=tuple(range(11)), integer=True)),
         select=dict(metric="val/mse", mode="min", group_by=("degree",)),  # every degree is reported
     )
     c.claim = dict(
@@ -80,9 +80,9 @@ def measure(config, seeds):
             eps = sigma * jax.random.normal(knoise, (T, M))
             mean_fit = jnp.mean(pred, axis=0)
             bias2 = jnp.mean((mean_fit - f(xt)) ** 2)
-            variance = jnp.mean((pred - mean_fit) ** 2)
+            variance = jnp.mean((pred - mean_fit[None]) ** 2)
             noise = jnp.mean(eps**2)
-            mse = jnp.mean((f(xt) + eps - pred) ** 2)
+            mse = jnp.mean((f(xt)[None] + eps - pred) ** 2)
             return bias2, variance, noise, mse
 
         bias2, variance, noise, mse = errors(kt, ke)

@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(dict(strategy="grid", important=1, budget=9, width=0.1))
     c.sweep = study(
         dict(strategy=dict(path="strategy", values=("grid", "random")),
-             important=dict(path="important", values=(1, 2))),
+             important=dict(path="important", values=(1, 2), integer=True)),
         seeds=64,  # 64 search problems: a measurement costs milliseconds
         select=dict(metric="val/best", mode="max", group_by=("strategy", "important")),  # every point is reported
     )

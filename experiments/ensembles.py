@@ -75,15 +75,14 @@ def _train(config, seeds, bagging: bool):
         counts = jnp.concatenate([bootstrap_counts(drandom.key(int(s), "bagging"), n, m) for s in seeds])
         data = data.replace(y_train=jnp.concatenate([data.y_train[:, None].astype(jnp.int32), counts.T], axis=1))
     res = fit(recipe, data, 0, hparams=dict(config.hparams), num_steps=int(config.num_steps),
-              batch_size=int(config.batch_size), eval_every=int(config.eval_every), progress=False)
+              batch_size=int(config.batch_size), eval_every=int(config.eval_every), evaluate_test=False,
+              progress=False)
     variables = {"params": res.state.params, **res.state.model_state}
-    out = {}
-    for split in ("val", "test"):
-        x, y = data.split(split)
-        logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)  # [S·M, N, C]
-        probs = jax.nn.softmax(logits, axis=-1)
-        out[split] = (np.asarray(probs).reshape(len(seeds), m, *probs.shape[1:]), np.asarray(y))
-    return out
+    (xv, yv), (xt, yt) = data.split("val"), data.split("test")
+    logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, jnp.concatenate([xv, xt]))  # [S·M, N, C]
+    probs = np.asarray(jax.nn.softmax(logits, axis=-1)).reshape(len(seeds), m, *logits.shape[1:])
+    nv = int(xv.shape[0])
+    return {"val": (probs[:, :, :nv], np.asarray(yv)), "test": (probs[:, :, nv:], np.asarray(yt))}
 
 
 def measure(config, seeds):

@@ -226,7 +226,11 @@ def test_knn_cv_runs_tiny(tmp_path, capsys):
 
 def test_grid_vs_random_runs_tiny(tmp_path, capsys):
     _smoke(tmp_path, capsys, "grid_vs_random", "--config.sweep.axes.important.values=(1,)")
-    _, rows = _rows(tmp_path, "grid_vs_random")
+    run_dir, rows = _rows(tmp_path, "grid_vs_random")
+    from dlcore.cli._catalog import build_catalog
+
+    section = build_catalog([str(run_dir)]).split("## grid_vs_random", 1)[1]  # the catalog reads a measured run
+    assert "2 points × 2 seeds" in section and "`test/regret: strategy=random important=1 < strategy=grid" in section
     assert {r["strategy"] for r in rows} == {"grid", "random"}
     for r in rows:
         assert 0.0 <= float(r["test/regret"]) <= 1.0

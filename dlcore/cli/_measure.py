@@ -79,7 +79,10 @@ def _test_plots(run_dir: str, name: str, spec: dict, result) -> str:
 
     import numpy as np
 
+    import matplotlib.pyplot as plt
+
     from dlcore import plots
+    from dlcore.plots._save import save_figure
 
     written = []
     sel = result.selected
@@ -92,7 +95,12 @@ def _test_plots(run_dir: str, name: str, spec: dict, result) -> str:
             if len({repr(p[a.name]) for p in pts}) < 2:
                 continue
             f = "".join(ch if ch.isalnum() else "_" for ch in k) + f"_vs_{a.name}.png"
-            plots.plot_metric_vs_axis(pts, vals, a.name, metric=k, log_x=a.log, confidence=spec["confidence"],
-                                      path=os.path.join(run_dir, f), title=name)
+            fig = plots.plot_metric_vs_axis(pts, vals, a.name, metric=k, log_x=a.log,
+                                            confidence=spec["confidence"], title=name)
+            means = np.nanmean(vals, axis=1)
+            if (means > 0).all() and means.max() >= 100 * means.min():  # e.g. a variance that explodes
+                fig.axes[0].set_yscale("log")
+            save_figure(fig, os.path.join(run_dir, f))
+            plt.close(fig)
             written.append(f)
     return ("\nplots of the selected points' test metrics: " + ", ".join(written)) if written else ""

@@ -75,6 +75,10 @@ def write_outputs(run_dir, name, config, seeds, result, wall_s, *, tensorboard=T
 
 
 def cmd_run(args, overrides) -> int:
+    from dlcore.cli import _measure
+
+    if _measure.is_measured(args.experiment):  # its runs are a function returning metrics (no training loop)
+        return _measure.cmd_run_measured(args, overrides)
     given = [f for f, v in (("--coordinator", args.coordinator), ("--num-processes", args.num_processes),
                             ("--process-id", args.process_id)) if v is not None]
     if given and not args.distributed:

@@ -21,6 +21,7 @@ from dlcore.sweep._search import (
     run_search,
     search_plan,
 )
+from dlcore.sweep._measure import Measure, measure_seeds, run_measured_study
 from dlcore.sweep._study import (
     Selection,
     Setup,

@@ -155,7 +155,7 @@ class ConfigBuild:
         self.built: dict = {}
 
     def __call__(self, structure):
-        from dlcore.cli._build import build_recipe, validate_run_config
+        from dlcore.cli._build import build_measure, build_recipe, validate_run_config
         from dlcore.sweep import Setup
 
         key = repr(sorted(structure.items()))
@@ -164,8 +164,9 @@ class ConfigBuild:
             for path, value in structure.items():
                 _set_path(cfg, path, value, f"sweep.axes ({path})")
             validate_run_config(cfg)
-            self.built[key] = Setup(build_recipe(cfg, self.num_classes), run_options(cfg),
-                                    {k: float(v) for k, v in cfg.hparams.items()})
+            recipe = build_recipe(cfg, self.num_classes)
+            self.built[key] = Setup(recipe, run_options(cfg), {k: float(v) for k, v in cfg.hparams.items()},
+                                    build_measure(cfg, recipe))
         return self.built[key]
 
 

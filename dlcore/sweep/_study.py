@@ -48,11 +48,17 @@ class Setup(NamedTuple):
       options: its :class:`dlcore.train.RunOptions` (steps, batch, evaluation, hooks, statistics);
         the study's own options supply progress, callbacks, placement and checkpoints.
       hparams: base numeric hyperparameters (axes override theirs per run).
+      measure: optional ``measure(states, seeds, data) -> {name: [S]}``, called once per point after
+        training with the point's ``S`` final states (stacked host arrays) and their seeds: numbers a
+        study records beside the metrics (``results.csv`` columns), e.g. calibration or gradient noise.
+        Names start with ``train/``, ``val/`` or ``test/``; ``test/`` ones are kept for the selected
+        points only, like the test metrics.
     """
 
     recipe: Recipe
     options: RunOptions
     hparams: Mapping[str, float]
+    measure: Callable | None = None
 
 
 Build = Callable[[Mapping[str, Any]], Setup]
@@ -480,6 +486,7 @@ def run_study(
             test.setdefault(f"test/{k}", np.full((P_, S), np.nan))[i] = np.asarray(v)
     metrics.update(test)
     metrics.update(weight_statistics([pp["state"].params for pp in per_point]))
+    metrics.update(_measurements(per_point, groups, seeds, data, selected))
 
     from dlcore.manifest import run_hashes
 
@@ -580,10 +587,34 @@ def weight_statistics(params_per_point: Sequence) -> dict[str, np.ndarray]:
     return {"weights/sparsity": np.stack(sparsity), "weights/l2_norm": np.stack(norm)}
 
 
+MEASURE_PREFIXES = ("train/", "val/", "test/")
+
+
+def _measurements(per_point, groups, seeds, data, selected) -> dict[str, np.ndarray]:
+    """``[P, S]`` arrays of the setups' ``measure`` results (NaN where a point has none)."""
+    out: dict[str, np.ndarray] = {}
+    P, S = len(per_point), len(seeds)
+    for i, pp in enumerate(per_point):
+        measure = groups[pp["group"]].setup.measure
+        if measure is None:
+            continue
+        for k, v in measure(pp["state"], list(seeds), data).items():
+            if not k.startswith(MEASURE_PREFIXES) or k == "train/loss_last":
+                raise ConfigError(f"a study measurement is named {k!r}; names start with train/, val/ or test/ "
+                                  "(and train/loss_last is taken)")
+            if k.startswith("test/") and i not in selected:
+                continue  # the test split is looked at for the chosen points only
+            v = np.asarray(v, np.float64)
+            if v.shape != (S,):
+                raise ConfigError(f"study measurement {k!r} has shape {v.shape}; expected one number per seed ({S},)")
+            out.setdefault(k, np.full((P, S), np.nan))[i] = v
+    return out
+
+
 def study_rows(result: StudyResult) -> list[dict]:
     """Tidy rows, one per point × seed: ``point, stage, <axes…>, seed, status, stop_step, selected,
-    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last``,
-    ``weights/sparsity``, ``weights/l2_norm`` and ``params_sha256``."""
+    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last``, the
+    setups' ``train/`` measurements, ``weights/sparsity``, ``weights/l2_norm`` and ``params_sha256``."""
     from dlcore.train import STATUS_NAMES
 
     rows = []
@@ -600,7 +631,7 @@ def study_rows(result: StudyResult) -> list[dict]:
                 v = float(result.metrics[k][i, j])
                 row[k] = "" if math.isnan(v) and k.startswith("test/") else v
             row["train/loss_last"] = float(result.train_loss_last[i, j])
-            for k in sorted(k for k in result.metrics if k.startswith("weights/")):
+            for k in sorted(k for k in result.metrics if k.startswith(("train/", "weights/"))):
                 row[k] = float(result.metrics[k][i, j])
             row["params_sha256"] = result.hashes[i][j]
             rows.append(row)

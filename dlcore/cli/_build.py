@@ -36,7 +36,19 @@ def _mlp(cfg, num_classes):
     )
 
 
-MODEL_BUILDERS: dict[str, Callable[[Any, int], Any]] = {"mlp": _mlp}
+def _rnn(cfg, num_classes):
+    from dlcore.nn import RNNModel
+
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k != "name"}
+    # A regression task (num_classes 0, e.g. the adding problem) predicts one number.
+    kwargs.setdefault("num_outputs", num_classes if num_classes > 0 else 1)
+    try:
+        return RNNModel(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"config.model (rnn): {e}") from None
+
+
+MODEL_BUILDERS: dict[str, Callable[[Any, int], Any]] = {"mlp": _mlp, "rnn": _rnn}
 """Model name -> ``builder(model_config, num_classes) -> linen.Module``; extend to add models."""
 
 
@@ -69,9 +81,30 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
     raise unknown_name("model", str(name), MODEL_BUILDERS)
 
 
+SYNTHETIC_DATASETS = ("adding", "copy")
+"""``config.dataset.name`` of generated sequence tasks (:func:`dlcore.tasks.synthetic_dataset`):
+``num_train``, ``num_val``, ``num_test`` and the task's parameters in ``config.dataset.task``
+(``adding``: ``seq_len``, ``lag``; ``copy``: ``copy_len``, ``lag``, ``num_symbols``), generated from
+``dlcore.random.key(split_seed, "data")``. A study may sweep them (``dataset.task.lag``)."""
+
+
 def build_dataset(cfg: ml_collections.ConfigDict):
     from dlcore.data import load_dataset
 
+    if cfg.get("name") in SYNTHETIC_DATASETS:
+        from dlcore import random as drandom
+        from dlcore.tasks import synthetic_dataset
+
+        sizes = {k: cfg.get(k, d) for k, d in (("num_train", 2000), ("num_val", 500), ("num_test", 1000))}
+        for k, v in sizes.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"config.dataset.{k} must be a positive integer, got {v!r}")
+        task = cfg.get("task") or {}
+        task = task.to_dict() if isinstance(task, ml_collections.ConfigDict) else dict(task)
+        try:
+            return synthetic_dataset(cfg.name, drandom.key(int(cfg.get("split_seed", 0)), "data"), **sizes, **task)
+        except TypeError as e:
+            raise ConfigError(f"config.dataset.task: {e}") from None
     return load_dataset(
         cfg.get("name", "mnist1d"),
         val_fraction=float(cfg.get("val_fraction", 0.1)),
@@ -106,8 +139,9 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_steps: int):
     return optim.optimizer_fn(cfg.get("name", "adam"), schedule=schedule, **static)
 
 
-LOSSES = ("cross_entropy", "multiclass_hinge", "crammer_singer_hinge")
-"""``config.loss`` names (default ``cross_entropy``): per-example losses of the logits."""
+LOSSES = ("cross_entropy", "multiclass_hinge", "crammer_singer_hinge", "mse")
+"""``config.loss`` names (default ``cross_entropy``): per-example losses of the logits (``mse``: of a
+scalar prediction; its metric is ``mse`` instead of accuracy)."""
 
 
 def build_loss(name: str | None):
@@ -117,6 +151,10 @@ def build_loss(name: str | None):
 
     if name in (None, "", "cross_entropy"):
         return None  # the Recipe's default (cross-entropy with optional label smoothing)
+    if name == "mse":  # scalar targets (the adding problem): squared error of a one-output model
+        from dlcore.tasks import regression_loss
+
+        return regression_loss
     if name == "multiclass_hinge":
         return lambda out, batch, hp: losses.multiclass_hinge(out, batch["y"], hp.get("margin", 1.0))
     if name == "crammer_singer_hinge":
@@ -171,6 +209,10 @@ def build_recipe(config: ml_collections.ConfigDict, num_classes: int):
     if augment is not None:
         extra["augment"] = augment
     metrics = build_metrics(config.get("metrics", ()))
+    if config.get("loss") == "mse":
+        from dlcore.tasks import regression_metrics
+
+        metrics = regression_metrics
     if metrics is not None:
         extra["metrics"] = metrics
     return Recipe(
@@ -205,7 +247,7 @@ def build_metrics(names):
     return fn
 
 
-MEASURES = ("calibration", "gradient_noise", "step_time")
+MEASURES = ("calibration", "gradient_noise", "step_time", "input_gradients")
 """``config.measure`` sections: numbers measured once per run after training (``results.csv`` columns).
 
 * ``calibration=dict(mc_samples=30, num_bins=15)``: ``test/ece`` of the deterministic net and, with
@@ -216,6 +258,10 @@ MEASURES = ("calibration", "gradient_noise", "step_time")
   the final parameters and (``…_init``) at the initial ones (:func:`dlcore.train.gradient_noise`).
 * ``step_time=dict(probe_steps=20)``: ``train/step_ms`` per training step and ``train/us_per_example``
   (:func:`dlcore.diagnostics.step_seconds`; wall-clock, so not reproducible bit for bit).
+* ``input_gradients=dict(num_examples=500)``: for sequence inputs ``[N, T, D]``, the mean gradient
+  norm of the loss with respect to each step's input at the final parameters
+  (:func:`dlcore.train.input_gradient_norms`, on the first ``num_examples`` training examples):
+  ``train/input_grad_log10_first_last`` = log10 of the first step's over the last step's.
 """
 
 
@@ -226,7 +272,7 @@ def check_measure(cfg) -> dict:
         return {}
     sec = sec.to_dict() if isinstance(sec, ml_collections.ConfigDict) else dict(sec)
     allowed = {"calibration": {"mc_samples", "num_bins"}, "gradient_noise": {"num_batches"},
-               "step_time": {"probe_steps"}}
+               "step_time": {"probe_steps"}, "input_gradients": {"num_examples"}}
     out = {}
     for name, opts in sec.items():
         if name not in MEASURES:
@@ -286,6 +332,14 @@ def build_measure(cfg, recipe):
                                probe_steps=sections["step_time"].get("probe_steps", 20))
             out["train/step_ms"] = 1e3 * sec
             out["train/us_per_example"] = 1e6 * sec / batch_size
+        if "input_gradients" in sections:
+            from dlcore.train import input_gradient_norms
+
+            n = sections["input_gradients"].get("num_examples", 500)
+            x, y = data.split("train")
+            x, y = x[:n], y[:n]
+            g = jax.jit(jax.vmap(lambda st: input_gradient_norms(recipe, st, x, y)))(states)  # [S, T]
+            out["train/input_grad_log10_first_last"] = np.log10(np.asarray(g[:, 0]) / np.asarray(g[:, -1]))
         return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
     return measure

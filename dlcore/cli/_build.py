@@ -283,9 +283,10 @@ def check_measure(cfg) -> dict:
             raise ConfigError(f"config.measure.{name}.{bad[0]} is not an option; valid: "
                               f"{', '.join(sorted(allowed[name]))}")
         for k, v in opts.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "mc_samples" else 1):
-                raise ConfigError(f"config.measure.{name}.{k} must be a {'non-negative' if k == 'mc_samples' else 'positive'} "
-                                  f"integer, got {v!r}")
+            low = 0 if k == "mc_samples" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                kind = "non-negative" if low == 0 else "positive"
+                raise ConfigError(f"config.measure.{name}.{k} must be a {kind} integer, got {v!r}")
         out[name] = opts
     return out
 

@@ -9,7 +9,14 @@ none; a random shift of up to one pixel (``crop``: pad 1, crop 8×8); left-right
 probability ½ — a mirrored 2 or 7 is not a digit); random brightness (±0.5 on the standardized
 pixels); random contrast (×0.6…1.4); and shift + contrast together (``config.augment`` in
 ``dlcore/cli/_build.py``; options in ``config.augment_options``). Every point is tested on the
-test split; the checks: the shift helps, the flip hurts. Run:
+test split; the checks: the shift helps, the flip hurts.
+
+Caveat of the setup (found after the first full run, left as it is so the run stays the study's):
+the images are standardized per pixel (``config.dataset.standardize=True``) *before* the
+augmentations, so the shift moves a pixel under another pixel's mean and scale and pads with 0 =
+the mean value, not the blank background. To augment raw pixels instead (the shift then pads
+with background): ``--config.dataset.standardize=False``, or ``="channel"`` for one mean and scale.
+Run:
 
     dlcore run augmentation
     dlcore report runs/augmentation/<timestamp>

@@ -49,10 +49,10 @@ def test_gradient_noise_matches_the_without_replacement_formula(key):
     flat = np.concatenate([np.asarray(a).reshape(48, -1) for a in jax.tree.leaves(g)], axis=1).astype(np.float64)
     sigma2 = np.mean(np.sum((flat - flat.mean(0)) ** 2, axis=1))  # tr Σ (population covariance)
     for b in (4, 16):
-        out = gradient_noise(R, s, x, y, b, jax.random.PRNGKey(3), num_batches=3000)
+        out = gradient_noise(R, s, x, y, b, jax.random.PRNGKey(3), num_batches=1000)
         want = sigma2 / b * (48 - b) / 47
-        assert float(out["grad_var"]) == pytest.approx(want, rel=0.08)
-        assert float(out["grad_trace"]) == pytest.approx(sigma2, rel=0.08)
+        assert float(out["grad_var"]) == pytest.approx(want, rel=0.1)
+        assert float(out["grad_trace"]) == pytest.approx(sigma2, rel=0.1)
         assert float(out["grad_sq_norm"]) == pytest.approx(float(np.sum(flat.mean(0) ** 2)), rel=1e-4)
     full = gradient_noise(R, s, x, y, 48, jax.random.PRNGKey(3), num_batches=2)
     assert float(full["grad_var"]) < 1e-10 and np.isnan(float(full["grad_trace"]))

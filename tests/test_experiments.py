@@ -255,3 +255,70 @@ def test_measured_study_refuses_resume(tmp_path, capsys):
     assert rc == 2
     assert "--resume does not apply to grid_vs_random: a measured study" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def _csv_rows(tmp_path, name):
+    return _rows(tmp_path, name)[1]
+
+
+def test_batch_size_runs_tiny(tmp_path, capsys):
+    """Gradient noise and step time per run (the 1/B law itself: tests/test_train_measure.py)."""
+    out = _smoke(tmp_path, capsys, "batch_size", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)", "--config.sweep.axes.batch_size.values=(10,)",
+                 "--config.measure.gradient_noise.num_batches=4", "--config.measure.step_time.probe_steps=2")
+    assert "measured after training" in out and "train/grad_var_init" in out
+    rows = _csv_rows(tmp_path, "batch_size")
+    n = 3600  # MNIST-1D training split
+    for r in rows:
+        var, trace = float(r["train/grad_var_init"]), float(r["train/grad_trace_init"])
+        assert var > 0 and trace == pytest.approx(var * 10 * (n - 1) / (n - 10), rel=1e-4)
+        assert float(r["train/step_ms"]) > 0 and float(r["train/us_per_example"]) == pytest.approx(
+            100 * float(r["train/step_ms"]), rel=1e-6)
+
+
+def test_mc_dropout_runs_tiny(tmp_path, capsys):
+    """Rate 0 is the control: MC dropout is the deterministic net, the ECE gain exactly 0."""
+    _smoke(tmp_path, capsys, "mc_dropout", "--config.num_steps=20", "--config.eval_every=10",
+           "--config.model.widths=(16,)", "--config.sweep.axes.dropout_rate.values=(0.0,0.5)",
+           "--config.measure.calibration.mc_samples=3")
+    rows = _csv_rows(tmp_path, "mc_dropout")
+    assert all(0 <= float(r["test/ece"]) <= 1 and 0 <= float(r["test/mc_ece"]) <= 1 for r in rows)
+    assert all(abs(float(r["test/ece_gain"])) < 1e-6 for r in rows if float(r["dropout_rate"]) == 0)
+    assert any(abs(float(r["test/ece_gain"])) > 1e-6 for r in rows if float(r["dropout_rate"]) == 0.5)
+
+
+def test_augmentation_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "augmentation", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.widths=(16,)", "--config.sweep.axes.augment.values=('none','crop+flip')")
+    assert set(_test_rows(out)) == {"#0 augment=none", "#1 augment=crop+flip"}
+
+
+def test_rnn_vs_lstm_lag_axis_builds_each_structures_dataset():
+    """The lag is a dataset parameter: each structure trains on its own adding problem."""
+    from dlcore.cli._config import apply_overrides
+
+    _, mod = load_experiment("rnn_vs_lstm")
+    config = apply_overrides(mod.get_config(), {"dataset.num_train": "16", "dataset.num_val": "4",
+                                                "dataset.num_test": "4", "batch_size": "8"})
+    build = make_build(config, 0)
+    T = config.dataset.task.seq_len
+    for lag in (5, 15):
+        data = build({"model.cell": "rnn", "dataset.task.lag": lag}).data
+        for split in ("train", "val", "test"):
+            x, y = data.split(split)
+            assert bool((x[:, T - 1 - lag, 1] == 1).all()) and x.shape[1] == T  # the first marker, lag steps back
+    assert build({"model.cell": "rnn", "dataset.task.lag": 5}).data is not build(
+        {"model.cell": "lstm", "dataset.task.lag": 15}).data
+
+
+def test_rnn_vs_lstm_runs_tiny(tmp_path, capsys):
+    out = _smoke(tmp_path, capsys, "rnn_vs_lstm", "--config.num_steps=20", "--config.eval_every=10",
+                 "--config.model.hidden_size=4", "--config.dataset.task.seq_len=8",
+                 "--config.dataset.num_train=64", "--config.dataset.num_val=16", "--config.dataset.num_test=16",
+                 "--config.batch_size=16", "--config.sweep.axes.cell.values=('rnn',)",
+                 "--config.sweep.axes.lag.values=(2,6)", "--config.measure.input_gradients.num_examples=16")
+    assert "4 points × 2 seeds" in out and "2 compiled programs" in out
+    rows = _csv_rows(tmp_path, "rnn_vs_lstm")
+    assert {(r["lag"], r["clip_norm"]) for r in rows} == {("2", "1.0"), ("6", "1.0"), ("2", "1000000000.0"),
+                                                           ("6", "1000000000.0")}
+    assert all(0 < float(r["test/mse"]) < 1 and r["train/input_grad_log10_first_last"] != "" for r in rows)

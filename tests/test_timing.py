@@ -1,5 +1,6 @@
 """Timings: consistent figures and the slow-step warning."""
 
+import numpy as np
 import pytest
 
 import dlcore.train._fit as fit_mod
@@ -28,3 +29,10 @@ def test_fit_timing_and_slow_step_warning(tiny_data, monkeypatch):
                   progress=False)
     t = res.timing
     assert t["compile_s"] > 0 and t["run_s"] > 0 and t["steps_per_s"] == pytest.approx(20 / t["run_s"])
+
+
+def test_step_seconds_one_compile_one_figure_per_seed(tiny_data):
+    from dlcore.diagnostics import step_seconds
+
+    s = step_seconds(R, tiny_data, hparams={"learning_rate": 1e-2}, batch_size=32, seeds=[0, 1, 2], probe_steps=5)
+    assert s.shape == (3,) and np.all((s > 0) & (s < 1.0))

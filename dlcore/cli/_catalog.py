@@ -228,6 +228,12 @@ def study_section(run_dir: str, label: str) -> tuple[str, str, list[str]]:
     ref_metric, ref = _reference(cfg, names)
     shown = [sel_metric, test_metric] + ([ref_metric] if ref_metric and ref_metric not in (sel_metric, test_metric)
                                          else [])
+    claim = cfg.get("claim") or {}
+    checks = list(claim.get("checks") or []) if isinstance(claim, dict) else []
+    for chk in checks:  # the metrics the checks use are shown too (e.g. a measurement)
+        m = chk.split(": ", 1)[0].strip()
+        if m not in shown:
+            shown.append(m)
     shown = [m for m in shown if any(np.isfinite(p.arr(m)).any() for p in pts)]
 
     lines = [f"## {name}", "", f"**Claim.** {_claim_text(doc, cfg)}", ""]
@@ -264,8 +270,6 @@ def study_section(run_dir: str, label: str) -> tuple[str, str, list[str]]:
     if ref:
         lines.append(f"Published figures ({ref['source']}): {sum(inside)} of {len(inside)} inside the run's "
                      f"{c}% CI.")
-    claim = cfg.get("claim") or {}
-    checks = list(claim.get("checks") or []) if isinstance(claim, dict) else []
     verdicts = []
     if checks:
         lines.append("")

@@ -156,7 +156,8 @@ def divergence_lines(result, build, data, debug_nans: bool) -> list[str]:
             s = result.seeds[j]
             if debug_nans:
                 setup = build({a.path: point[a.name] for a in result.space.structural()})
-                op = find_nan_op(setup.recipe, data, state, batch_size=setup.options.batch_size, run=j)
+                op = find_nan_op(setup.recipe, data if setup.data is None else setup.data, state,
+                                 batch_size=setup.options.batch_size, run=j)
                 lines.append(f"{where}seed {s} diverged: {op}")
             else:
                 lines.append(f"{where}seed {s} diverged at step {rep['step']}: non-finite {rep['quantity']} "

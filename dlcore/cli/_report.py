@@ -177,7 +177,7 @@ def _points(rows, axes) -> list[_Point]:
         p.seeds.append(int(r["seed"]))
         p.status.append(r["status"])
         for k, v in r.items():
-            if k.startswith(("val/", "test/", "weights/")) or k == "train/loss_last":
+            if k.startswith(("val/", "test/", "train/", "weights/")):
                 p.metrics.setdefault(k, []).append(float(v) if v != "" else math.nan)
     return [pts[i] for i in sorted(pts)]
 
@@ -309,6 +309,19 @@ def _study_report(run_dir, rows, man, history, plots) -> str:
             d = describe(p.arr(k), conf, seed=seed, n_resamples=nres)
             lw = max(len(_label(q, names)) for q in selected) + 2
             lines.append(f"{_label(p, names):<{lw}}{k:<16}" + _stats_cols(d))
+    # Per-run measurements after training (config.measure): the training-side ones, every point.
+    measured = sorted({k for p in pts for k in p.metrics if k.startswith("train/") and k != "train/loss_last"})
+    if measured:
+        lines.append("")
+        lines.append(f"measured after training (every point; {c}% CIs over seeds)")
+        lw = max(len(_label(p, names)) for p in pts) + 2
+        mw = max(16, max(len(k) for k in measured) + 2)
+        lines.append(f"{'point':<{lw}}{'metric':<{mw}}{'n':>3}{'mean':>9}{'std':>9}   {f't {c}% CI':<20}"
+                     f"{f'boot {c}% CI':<20}{'IQM':>8}")
+        for p in pts:
+            for k in measured:
+                d = describe(p.arr(k), conf, seed=seed, n_resamples=nres)
+                lines.append(f"{_label(p, names):<{lw}}{k:<{mw}}" + _stats_cols(d))
     test_metric = "test/" + metric.split("/", 1)[1]
     if len(selected) > 1 and all(len(p.arr(test_metric)) for p in selected):
         lines.append("")

@@ -114,7 +114,8 @@ def cmd_run(args, overrides) -> int:
     budget = _memory_budget()
     devices = jax.devices()
     for setup in build.built.values():  # a run that cannot fit in memory is refused now, not mid-study
-        runs_in_memory(setup, data, budget or default_memory_budget(devices), len(devices))
+        runs_in_memory(setup, data if setup.data is None else setup.data, budget or default_memory_budget(devices),
+                       len(devices))
     # After every input is validated, before any training.
     run_dir = resume.run_dir if resume else (make_run_dir(args.out, name) if is_main_process() else None)
     run_dir = broadcast_string(run_dir)  # one directory for all processes (only process 0 writes files)

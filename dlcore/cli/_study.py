@@ -32,7 +32,7 @@ from dlcore.errors import ConfigError
 
 SWEEP_KEYS = ("axes", "strategy", "seeds", "study_seed", "num_points", "refine", "budget", "select", "max_parallel",
               "confidence", "bootstrap_resamples")
-FORBIDDEN_ROOTS = ("sweep", "seeds", "dataset")
+FORBIDDEN_ROOTS = ("sweep", "seeds")
 
 
 def _plain(v):
@@ -57,7 +57,7 @@ def parse_sweep(config: ml_collections.ConfigDict, seeds_arg=None) -> dict:
     for a in space.axes:
         root = a.path.split(".")[0]
         if root in FORBIDDEN_ROOTS:
-            why = "the dataset is shared by all points" if root == "dataset" else "it is not a run setting"
+            why = "it is not a run setting"
             raise ConfigError(f"sweep.axes.{a.name}.path={a.path!r} cannot be swept ({why})")
         if not a.path.startswith("hparams."):
             _check_path(config, a.path, f"sweep.axes.{a.name}.path")
@@ -155,7 +155,7 @@ class ConfigBuild:
         self.built: dict = {}
 
     def __call__(self, structure):
-        from dlcore.cli._build import build_recipe, validate_run_config
+        from dlcore.cli._build import build_measure, build_recipe, validate_run_config
         from dlcore.sweep import Setup
 
         key = repr(sorted(structure.items()))
@@ -164,8 +164,15 @@ class ConfigBuild:
             for path, value in structure.items():
                 _set_path(cfg, path, value, f"sweep.axes ({path})")
             validate_run_config(cfg)
-            self.built[key] = Setup(build_recipe(cfg, self.num_classes), run_options(cfg),
-                                    {k: float(v) for k, v in cfg.hparams.items()})
+            recipe = build_recipe(cfg, self.num_classes)
+            data = None
+            if any(path.split(".")[0] == "dataset" for path in structure):  # e.g. a synthetic task's lag
+                from dlcore.cli._build import build_dataset, validate_data_fit
+
+                data = build_dataset(cfg.dataset)
+                validate_data_fit(cfg, data)
+            self.built[key] = Setup(recipe, run_options(cfg), {k: float(v) for k, v in cfg.hparams.items()},
+                                    build_measure(cfg, recipe), data)
         return self.built[key]
 
 

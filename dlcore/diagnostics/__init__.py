@@ -9,5 +9,5 @@ from dlcore.diagnostics._layer_stats import (
     layer_stats_fn,
 )
 from dlcore.diagnostics._check import CheckReport, CheckResult, check_recipe
-from dlcore.diagnostics._timing import SLOW_STEP_S, TimingReport, time_recipe
+from dlcore.diagnostics._timing import SLOW_STEP_S, TimingReport, step_seconds, time_recipe
 from dlcore.diagnostics._nans import divergence_report, find_nan_op, nan_debugger

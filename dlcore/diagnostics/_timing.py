@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlcore.data import Dataset, chunk_batch_indices
 from dlcore.train import Loop, Recipe, init_state
@@ -97,3 +98,33 @@ def time_recipe(
         examples_per_s=batch_size / step_s,
         estimated_total_s=compile_s + num_steps * step_s,
     )
+
+
+def step_seconds(recipe: Recipe, data: Dataset, *, hparams: dict, batch_size: int, seeds, probe_steps: int = 20,
+                 reps: int = 2) -> np.ndarray:
+    """Seconds per compiled training step, one measurement per seed (the program compiled once).
+
+    Each seed's probe chunk of ``probe_steps`` steps is timed ``reps`` times (the best counts), so
+    the spread over seeds is the timing noise; e.g. the cost of a step as the batch grows.
+
+    >>> from dlcore.data import from_arrays
+    >>> from dlcore.nn import MLP
+    >>> from dlcore.optim import optimizer_fn
+    >>> x = np.zeros((64, 4), np.float32)
+    >>> data = from_arrays(x, np.arange(64) % 2, x[:8], np.arange(8) % 2, val_fraction=0.0)
+    >>> r = Recipe(MLP(widths=(8,), num_outputs=2), optimizer_fn("sgd"))
+    >>> s = step_seconds(r, data, hparams={"learning_rate": 0.1}, batch_size=16, seeds=[0, 1], probe_steps=5)
+    >>> s.shape, bool((s > 0).all())
+    ((2,), True)
+    """
+    seeds = [int(s) for s in seeds]
+    state = init_state(recipe, seeds[0], hparams, data.x_train[:1])
+    loop = Loop(recipe, data, num_steps=probe_steps, batch_size=batch_size)
+    fn = loop._compile(probe_steps, state)
+    x, y = data.x_train, data.y_train
+    out = []
+    for s in seeds:
+        st = init_state(recipe, s, hparams, data.x_train[:1])
+        out.append(_best_of(lambda: fn(jax.tree.map(jnp.copy, st), jnp.int32(0), x, y)[1]["loss"], reps)
+                   / probe_steps)
+    return np.asarray(out)

@@ -48,11 +48,20 @@ class Setup(NamedTuple):
       options: its :class:`dlcore.train.RunOptions` (steps, batch, evaluation, hooks, statistics);
         the study's own options supply progress, callbacks, placement and checkpoints.
       hparams: base numeric hyperparameters (axes override theirs per run).
+      measure: optional ``measure(states, seeds, data) -> {name: [S]}``, called once per point after
+        training with the point's ``S`` final states (stacked host arrays) and their seeds: numbers a
+        study records beside the metrics (``results.csv`` columns), e.g. calibration or gradient noise.
+        Names start with ``train/``, ``val/`` or ``test/``; ``test/`` ones are kept for the selected
+        points only, like the test metrics.
+      data: the structure's own dataset, when a structural axis changes the data (e.g. a synthetic
+        task's lag); ``None``: the study's dataset.
     """
 
     recipe: Recipe
     options: RunOptions
     hparams: Mapping[str, float]
+    measure: Callable | None = None
+    data: Dataset | None = None
 
 
 Build = Callable[[Mapping[str, Any]], Setup]
@@ -296,7 +305,7 @@ def run_study(
       space: the axes (:func:`dlcore.sweep.space_from_spec`).
       build: ``build(structure) -> Setup`` where ``structure`` maps the structural axes' config
         paths to values (``{}`` when every axis is a numeric hyperparameter).
-      data: the dataset, shared by all points.
+      data: the dataset, shared by all points (a structure's ``Setup.data`` replaces it for that structure).
       seeds: seeds run for every point (so points are compared *paired* by seed).
       strategy: ``"grid"``, ``"random"`` or ``"refine"`` (see :mod:`dlcore.sweep._search`).
       study_seed: keys random search and the report's bootstrap.
@@ -361,7 +370,7 @@ def run_study(
         if k not in groups:
             structure = {a.path: point[a.name] for a in space.structural()}
             setup = build(structure)
-            groups[k] = _Group(structure, setup, data, devices, callbacks)
+            groups[k] = _Group(structure, setup, data if setup.data is None else setup.data, devices, callbacks)
         return groups[k]
 
     points: list[dict] = []
@@ -385,7 +394,7 @@ def run_study(
             runs = [(j, s) for j in js for s in seeds]  # point-major: point j's seeds are adjacent
             R = len(runs)
             # Runs that do not fit in memory together are split into chunks (same randomness per run).
-            limit = runs_in_memory(g.setup, data, budget, len(devices), g.structure)
+            limit = runs_in_memory(g.setup, g.data, budget, len(devices), g.structure)
             size, n_chunks = plan_chunks(R, min(max_parallel or R, limit), len(devices))
             # A later stage reuses a program already compiled for this structure when padding to its
             # batch size wastes at most half of it (compiling costs more than a few padded rows).
@@ -475,11 +484,12 @@ def run_study(
     test: dict[str, np.ndarray] = {}
     for i in selected:
         g = groups[per_point[i]["group"]]
-        out = to_host(g.test_eval(per_point[i]["state"], *data.split("test")))
+        out = to_host(g.test_eval(per_point[i]["state"], *g.data.split("test")))
         for k, v in out.items():
             test.setdefault(f"test/{k}", np.full((P_, S), np.nan))[i] = np.asarray(v)
     metrics.update(test)
     metrics.update(weight_statistics([pp["state"].params for pp in per_point]))
+    metrics.update(_measurements(per_point, groups, seeds, selected))
 
     from dlcore.manifest import run_hashes
 
@@ -580,10 +590,34 @@ def weight_statistics(params_per_point: Sequence) -> dict[str, np.ndarray]:
     return {"weights/sparsity": np.stack(sparsity), "weights/l2_norm": np.stack(norm)}
 
 
+MEASURE_PREFIXES = ("train/", "val/", "test/")
+
+
+def _measurements(per_point, groups, seeds, selected) -> dict[str, np.ndarray]:
+    """``[P, S]`` arrays of the setups' ``measure`` results (NaN where a point has none)."""
+    out: dict[str, np.ndarray] = {}
+    P, S = len(per_point), len(seeds)
+    for i, pp in enumerate(per_point):
+        measure = groups[pp["group"]].setup.measure
+        if measure is None:
+            continue
+        for k, v in measure(pp["state"], list(seeds), groups[pp["group"]].data).items():
+            if not k.startswith(MEASURE_PREFIXES) or k == "train/loss_last":
+                raise ConfigError(f"a study measurement is named {k!r}; names start with train/, val/ or test/ "
+                                  "(and train/loss_last is taken)")
+            if k.startswith("test/") and i not in selected:
+                continue  # the test split is looked at for the chosen points only
+            v = np.asarray(v, np.float64)
+            if v.shape != (S,):
+                raise ConfigError(f"study measurement {k!r} has shape {v.shape}; expected one number per seed ({S},)")
+            out.setdefault(k, np.full((P, S), np.nan))[i] = v
+    return out
+
+
 def study_rows(result: StudyResult) -> list[dict]:
     """Tidy rows, one per point × seed: ``point, stage, <axes…>, seed, status, stop_step, selected,
-    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last``,
-    ``weights/sparsity``, ``weights/l2_norm`` and ``params_sha256``."""
+    val/<m>…, test/<m>…`` (test empty except for the chosen points), ``train/loss_last``, the
+    setups' ``train/`` measurements, ``weights/sparsity``, ``weights/l2_norm`` and ``params_sha256``."""
     from dlcore.train import STATUS_NAMES
 
     rows = []
@@ -600,7 +634,7 @@ def study_rows(result: StudyResult) -> list[dict]:
                 v = float(result.metrics[k][i, j])
                 row[k] = "" if math.isnan(v) and k.startswith("test/") else v
             row["train/loss_last"] = float(result.train_loss_last[i, j])
-            for k in sorted(k for k in result.metrics if k.startswith("weights/")):
+            for k in sorted(k for k in result.metrics if k.startswith(("train/", "weights/"))):
                 row[k] = float(result.metrics[k][i, j])
             row["params_sha256"] = result.hashes[i][j]
             rows.append(row)

@@ -90,7 +90,7 @@ def cmd_run(args, overrides) -> int:
     from dlcore.checkpoint import StudyCheckpoints
     from dlcore.cli import _checkpointing
     from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
-    from dlcore.parallel import broadcast_string, is_main_process
+    from dlcore.parallel import barrier, broadcast_string, is_main_process
     from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory, search_plan
 
     name, config, seeds = prepare(args, overrides)
@@ -125,8 +125,21 @@ def cmd_run(args, overrides) -> int:
         keep_opt_state=args.debug_nans, memory_budget=budget,
     )
     wall = time.perf_counter() - t0
-    if not is_main_process():
+    if not is_main_process():  # multi-host: process 0 writes every output; wait until it has
+        barrier("outputs-written")
         return 0
+    try:
+        _write_all(args, name, config, spec, build, data, run_dir, result, resume, is_study, wall)
+    finally:
+        barrier("outputs-written")
+    return 0
+
+
+def _write_all(args, name, config, spec, build, data, run_dir, result, resume, is_study, wall) -> None:
+    """Process 0: the run directory's files and the printed summary."""
+    from dlcore.cli import _checkpointing
+    from dlcore.cli._study import describe_study
+
     resumed = None if resume is None else resume.step
     if is_study:
         from dlcore.cli._study import write_study_outputs
@@ -146,7 +159,6 @@ def cmd_run(args, overrides) -> int:
     if resumed is not None:
         print(f"resumed from the checkpoint at step {resumed}")
     print(f"outputs: {run_dir}")
-    return 0
 
 
 MEMORY_ENV = "DLCORE_MEMORY_BUDGET"

@@ -69,7 +69,7 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int):
     raise unknown_name("model", str(name), MODEL_BUILDERS)
 
 
-def build_dataset(cfg: ml_collections.ConfigDict):
+def build_dataset(cfg: ml_collections.ConfigDict, lazy_train: bool = False):
     from dlcore.data import load_dataset
 
     return load_dataset(
@@ -81,6 +81,7 @@ def build_dataset(cfg: ml_collections.ConfigDict):
         # None or negative: positions as they are; else one fixed permutation for every split.
         permute_seed=None if cfg.get("permute_seed") is None or cfg.get("permute_seed") < 0
         else int(cfg.get("permute_seed")),
+        lazy_train=lazy_train,  # multi-host: the training rows are read per process (see _run._load_data)
     )
 
 

@@ -100,7 +100,7 @@ def cmd_run(args, overrides) -> int:
     resume = _checkpointing.check_resume(args, name, config, spec["seeds"]) if args.resume else None
     if resume is not None:
         spec["seeds"] = resume.seeds
-    data = build_dataset(config.dataset)
+    data = _load_data(config, spec, is_study)
     validate_data_fit(config, data)
     build = make_build(config, data.num_classes)
     validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
@@ -159,6 +159,54 @@ def _write_all(args, name, config, spec, build, data, run_dir, result, resume, i
     if resumed is not None:
         print(f"resumed from the checkpoint at step {resumed}")
     print(f"outputs: {run_dir}")
+
+
+def _load_data(config, spec, is_study):
+    """The dataset; in a multi-process run whose seeds cannot be split whole over the processes (so the
+    processes share each run's batch: a data axis across processes), each process reads only the training
+    rows its devices hold. Every process reports the rows it read and the host memory they took (the
+    tracemalloc peak of reading and placing them, above what was held before)."""
+    import sys
+    import tracemalloc
+
+    import jax
+
+    procs = jax.process_count()
+    if procs == 1:
+        return build_dataset(config.dataset)
+    shard = len(spec["seeds"]) % procs != 0
+    tracemalloc.start()
+    try:
+        data = build_dataset(config.dataset, lazy_train=shard)
+        open_peak = tracemalloc.get_traced_memory()[1]
+        n = int(data.x_train.shape[0])
+        rows, rows_peak = [(0, n)] if not shard else [], None
+        if shard and not is_study:  # a plain run: its one mesh is known, place the rows now (measured)
+            from jax.sharding import NamedSharding, PartitionSpec as P
+
+            from dlcore.parallel import put_global, replicated, shard_rows, sweep_mesh
+
+            mesh = sweep_mesh(len(spec["seeds"]), config.batch_size)
+            rep = replicated(mesh)
+            evals = {k: put_global(getattr(data, k), rep) for k in ("x_val", "y_val", "x_test", "y_test")}
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            by_rows = NamedSharding(mesh, P("data"))
+            source = data.x_train
+            placed = dict(x_train=shard_rows(source, by_rows), y_train=shard_rows(data.y_train, by_rows))
+            rows_peak = tracemalloc.get_traced_memory()[1] - base
+            rows = sorted(set(source.rows_read))
+            data = data.replace(**placed, **evals)  # on the mesh the run uses: kept as they are
+    finally:
+        tracemalloc.stop()
+    row_bytes = int(np.prod(data.x_train.shape[1:])) * np.dtype(data.x_train.dtype).itemsize + 4  # x and label
+    read = sum(b - a for a, b in rows)
+    what = ", ".join(f"{a}:{b}" for a, b in rows) or "none yet (each unit reads its own)"
+    took = f", {rows_peak / 1e6:.2f} MB at peak to read and place them" if rows_peak is not None else ""
+    print(f"dlcore: process {jax.process_index()} of {procs}: training rows {what} of {n} "
+          f"({read * row_bytes / 1e6:.2f} MB of {n * row_bytes / 1e6:.2f} MB){took}; opening the dataset "
+          f"{open_peak / 1e6:.2f} MB", file=sys.stderr, flush=True)
+    return data
 
 
 MEMORY_ENV = "DLCORE_MEMORY_BUDGET"

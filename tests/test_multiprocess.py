@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,11 +46,11 @@ def _cmd(out, *args) -> list[str]:
             "--out", str(out), "--no-progress", "--no-tensorboard", *args]
 
 
-def _start_pair(out, host_devices, *args, fault=None) -> list[subprocess.Popen]:
+def _start_pair(out, host_devices, *args, fault=None, env=None) -> list[subprocess.Popen]:
     port = _free_port()
     procs = []
     for pid in (0, 1):
-        extra = {"DLCORE_CHECKPOINT_TEST_FAULT": fault} if fault and pid == 0 else {}
+        extra = dict(env or {}, **({"DLCORE_CHECKPOINT_TEST_FAULT": fault} if fault and pid == 0 else {}))
         procs.append(subprocess.Popen(
             _cmd(out, "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                  "--process-id", str(pid), "--coordinator-timeout", "60", *args),
@@ -146,3 +147,43 @@ def test_killed_pair_resumes_to_the_uninterrupted_result(tmp_path, host_devices)
         out2 = tmp_path / "pair_uninterrupted"
         _finish(_start_pair(out2, host_devices, "--checkpoint-every", "20"))
         assert _hashes(_run_dir(out2)) == want
+
+
+_BIG = """
+import sys
+import numpy as np
+from dlcore.data import _mnist1d as m
+
+def big():  # MNIST-1D's format (40 features, 10 classes) with 10x the examples
+    n = 40_000
+    x = np.random.default_rng(0).standard_normal((n, 40), dtype=np.float32)
+    y = np.arange(n) % 10
+    return dict(x=x, y=y, x_test=x[:1000], y_test=y[:1000])
+
+m.generate_mnist1d = big
+m.prepare_mnist1d(sys.argv[1])
+"""
+
+
+def test_data_parallel_pair_reads_only_its_rows(tmp_path):
+    # One seed on two processes: they share each batch (data axis across processes), so each process
+    # must read and hold only its half of the training rows — measured, on a 6.5 MB training split.
+    tfds_dir = tmp_path / "tfds"
+    p = subprocess.run([sys.executable, "-c", _BIG, str(tfds_dir)], cwd=ROOT, env=_env(1), capture_output=True,
+                       text=True, timeout=LIMIT_S)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = tmp_path / "runs"
+    outs = _finish(_start_pair(out, 1, "--seeds", "1", "--config.num_steps=20", "--config.eval_every=20",
+                               "--config.dataset.val_fraction=0.01", "--config.dataset.standardize=false", env={"TFDS_DATA_DIR": str(tfds_dir)}))
+    n, row_bytes = 39_600, 40 * 4 + 4
+    for pid, (_, err) in enumerate(outs):
+        line = [ln for ln in err.splitlines() if ln.startswith(f"dlcore: process {pid} of 2: training rows")]
+        assert line, err[-2000:]
+        m = re.search(r"training rows (\d+):(\d+) of (\d+) .*?, ([\d.]+) MB at peak to read and place them", line[0])
+        assert m, line[0]
+        start, stop, total, peak_mb = int(m[1]), int(m[2]), int(m[3]), float(m[4])
+        assert total == n and (start, stop) == ((0, n // 2) if pid == 0 else (n // 2, n))
+        full_mb, shard_mb = n * row_bytes / 1e6, n // 2 * row_bytes / 1e6
+        assert shard_mb * 0.95 <= peak_mb < 0.75 * full_mb, (peak_mb, shard_mb, full_mb)  # its half, not all
+    assert "outputs:" in outs[0][0]
+    assert _hashes(_run_dir(out)).keys() == {"0"}

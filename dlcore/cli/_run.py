@@ -165,7 +165,8 @@ def _load_data(config, spec, is_study):
     """The dataset; in a multi-process run whose seeds cannot be split whole over the processes (so the
     processes share each run's batch: a data axis across processes), each process reads only the training
     rows its devices hold. Every process reports the rows it read and the host memory they took (the
-    tracemalloc peak of reading and placing them, above what was held before)."""
+    tracemalloc peak of reading and placing them, above what was held before; the validation and test
+    splits, and the standardization statistics streamed over the training split, are not counted)."""
     import sys
     import tracemalloc
 
@@ -175,10 +176,9 @@ def _load_data(config, spec, is_study):
     if procs == 1:
         return build_dataset(config.dataset)
     shard = len(spec["seeds"]) % procs != 0
+    data = build_dataset(config.dataset, lazy_train=shard)
     tracemalloc.start()
     try:
-        data = build_dataset(config.dataset, lazy_train=shard)
-        open_peak = tracemalloc.get_traced_memory()[1]
         n = int(data.x_train.shape[0])
         rows, rows_peak = [(0, n)] if not shard else [], None
         if shard and not is_study:  # a plain run: its one mesh is known, place the rows now (measured)
@@ -204,8 +204,7 @@ def _load_data(config, spec, is_study):
     what = ", ".join(f"{a}:{b}" for a, b in rows) or "none yet (each unit reads its own)"
     took = f", {rows_peak / 1e6:.2f} MB at peak to read and place them" if rows_peak is not None else ""
     print(f"dlcore: process {jax.process_index()} of {procs}: training rows {what} of {n} "
-          f"({read * row_bytes / 1e6:.2f} MB of {n * row_bytes / 1e6:.2f} MB){took}; opening the dataset "
-          f"{open_peak / 1e6:.2f} MB", file=sys.stderr, flush=True)
+          f"({read * row_bytes / 1e6:.2f} MB of {n * row_bytes / 1e6:.2f} MB){took}", file=sys.stderr, flush=True)
     return data
 
 

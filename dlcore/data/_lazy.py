@@ -113,22 +113,27 @@ def lazy_dataset(name, data_dir, *, val_fraction, split_seed, standardize, permu
     n = len(train_idx)
     x_shape = (n,) + tuple(x_te.shape[1:])
 
-    def chunked(a, b, which, shape, dtype):
-        out = np.empty((b - a,) + shape, dtype)  # the rows asked for; records decoded a chunk at a time
+    labels: dict[tuple[int, int], np.ndarray] = {}  # decoded with the inputs, until asked for
+
+    def read_x(a, b):
+        x = np.empty((b - a,) + x_shape[1:], np.float32)  # the rows asked for; records decoded a chunk at a time
+        y = np.empty((b - a,), np.int32)
         for c in range(a, b, STATS_CHUNK):
             d = min(b, c + STATS_CHUNK)
             got = records.take(train_idx[c:d])
-            out[c - a : d - a] = scale(positions(got[0])) if which == 0 else got[1]
-        return out
-
-    def read_x(a, b):
-        x = chunked(a, b, 0, x_shape[1:], np.float32)
+            x[c - a : d - a], y[c - a : d - a] = scale(positions(got[0])), got[1]
+        labels[(a, b)] = y
         if not np.isfinite(x).all():
             raise DataError(f"training rows {a}:{b} contain NaN or infinity; clean or impute them before training")
         return x
 
     def read_y(a, b):
-        y = chunked(a, b, 1, (), np.int32)
+        y = labels.pop((a, b), None)
+        if y is None:
+            y = np.empty((b - a,), np.int32)
+            for c in range(a, b, STATS_CHUNK):
+                d = min(b, c + STATS_CHUNK)
+                y[c - a : d - a] = records.take(train_idx[c:d])[1]
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise DataError(f"training labels of rows {a}:{b} must be integers in [0, {num_classes}), got values in "
                             f"[{y.min()}, {y.max()}]; fix the labels or num_classes")

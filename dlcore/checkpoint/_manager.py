@@ -194,6 +194,10 @@ class CheckpointManager:
 
     A run whose every seed has diverged is not saved again after the first checkpoint that records
     it, so the last finite states stay.
+
+    Multi-host: every process creates the manager and calls ``save``/``resume`` together (the state is
+    gathered to host memory, a collective); process 0 writes, every process restores its own shards.
+    The directory must be on a file system all processes share.
     """
 
     def __init__(

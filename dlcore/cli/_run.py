@@ -89,7 +89,7 @@ def cmd_run(args, overrides) -> int:
 
     from dlcore.checkpoint import StudyCheckpoints
     from dlcore.cli import _checkpointing
-    from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
+    from dlcore.cli._study import make_build, plain_spec, parse_sweep, validate_axes
     from dlcore.parallel import barrier, broadcast_string, is_main_process
     from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory, search_plan
 
@@ -121,7 +121,7 @@ def cmd_run(args, overrides) -> int:
     result = run_study(
         spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
         num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
-        max_parallel=spec["max_parallel"], progress=False if args.no_progress else label, checkpoint=plan,
+        max_parallel=spec["max_parallel"], progress=False if args.no_progress or not is_main_process() else label, checkpoint=plan,
         keep_opt_state=args.debug_nans, memory_budget=budget,
     )
     wall = time.perf_counter() - t0

@@ -26,13 +26,26 @@ SEEDS = "16"  # 8 runs per process: on CPU the single-process rule splits 16 see
 STEPS = "200"
 
 
+_CACHE: dict[str, str] = {}  # one persistent compilation cache per test: later launches skip compiling
+
+
 def _env(host_devices: int, **extra) -> dict:
     env = dict(os.environ)
+    if _CACHE:
+        env.update(JAX_COMPILATION_CACHE_DIR=_CACHE["dir"], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f)
     env.pop("DLCORE_CHECKPOINT_TEST_FAULT", None)
     env.update(JAX_PLATFORMS="cpu", DLCORE_HOST_DEVICES=str(host_devices),
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), **extra)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _compilation_cache(tmp_path):
+    _CACHE["dir"] = str(tmp_path / "jax_cache")
+    yield
+    _CACHE.clear()
 
 
 def _free_port() -> int:

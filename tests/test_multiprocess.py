@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +146,8 @@ def test_killed_pair_resumes_to_the_uninterrupted_result(tmp_path, host_devices)
     run_dir = _run_dir(out)
     assert steps and max(steps) < int(STEPS) and not (run_dir / "manifest.json").exists()
 
+    if host_devices == 1:  # a copy to resume on another layout: one process with both devices
+        shutil.copytree(run_dir, tmp_path / "moved" / "tiny" / run_dir.name)
     t0 = time.monotonic()
     outs = _finish(_start_pair(out, host_devices, "--checkpoint-every", "20", "--resume", str(run_dir),
                                "--fallback"))
@@ -155,6 +158,14 @@ def test_killed_pair_resumes_to_the_uninterrupted_result(tmp_path, host_devices)
     res = (run_dir / "results.csv").read_text().splitlines()
     assert len(res) == 1 + 16
     assert sorted(int(s.name) for s in (run_dir / "checkpoints").iterdir() if s.name.isdigit())[-1] == int(STEPS)
+
+    if host_devices == 1:  # the checkpoint of two processes resumed by one (same runs per device: bitwise)
+        moved = _run_dir(tmp_path / "moved")
+        p = subprocess.run(_cmd(tmp_path / "moved", "--checkpoint-every", "20", "--resume", str(moved), "--fallback"),
+                           cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=LIMIT_S)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert "resumed from the checkpoint at step" in p.stdout
+        assert _hashes(moved) == want
 
     if host_devices == 1:  # the same pair uninterrupted
         out2 = tmp_path / "pair_uninterrupted"

@@ -132,6 +132,31 @@ def test_plan_placement_bad_input(kwargs, match):
         par.plan_placement(**kwargs, platform="gpu")
 
 
+@pytest.mark.parametrize("seeds,devices,procs,batch,platform,expected", [
+    (2, 2, 2, 50, "cpu", (2, 1)),     # one whole run per process (the CPU 8-runs rule is per process)
+    (16, 4, 2, 50, "cpu", (2, 1)),    # 8 runs per process stay on one of its two devices
+    (32, 4, 2, 50, "cpu", (4, 1)),    # 16 per process: the single-host rule inside each process
+    (1, 4, 2, 50, "cpu", (1, 2)),     # one run: the two processes share its batch (data axis across them)
+    (2, 8, 4, 64, "cpu", (2, 2)),     # pairs of processes share each run
+    (8, 16, 2, 64, "gpu", (8, 2)),    # 4 runs per process, each over 2 of its 8 GPUs
+    (1, 16, 2, 64, "gpu", (1, 16)),   # one run data-parallel over both hosts
+])
+def test_plan_placement_across_processes(seeds, devices, procs, batch, platform, expected):
+    pl = par.plan_placement(seeds, devices, batch, platform=platform, num_processes=procs)
+    assert tuple(pl) == expected
+    assert pl.num_devices % procs == 0 and seeds % pl.seed == 0 and batch % pl.data == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_seeds=1, num_devices=4, batch_size=25), "cannot split evenly; use a number of seeds divisible by 2"),
+    (dict(num_seeds=2, num_devices=3, batch_size=32), "not shared equally by 2 processes"),
+    (dict(num_seeds=3, num_devices=4, batch_size=32, seed_devices=3), "cannot be shared equally by 2"),
+])
+def test_plan_placement_across_processes_bad_input(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        par.plan_placement(**kwargs, platform="cpu", num_processes=2)
+
+
 def test_mesh_is_2d_auto_and_checks_device_count():
     mesh = par.make_mesh(1, 1)
     assert mesh.axis_names == ("seed", "data")

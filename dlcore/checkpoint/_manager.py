@@ -37,6 +37,7 @@ import numpy as np
 from dlcore.checkpoint import _errors as E
 from dlcore.errors import CheckpointError, remove_quietly, storage_error
 from dlcore.host import host_step as _host_step, to_host as _to_host
+from dlcore.parallel import barrier
 
 ITEMS = ("state", "history", "meta")
 CHECKPOINT_SUBDIR = "checkpoints"  # a run directory's checkpoints live here
@@ -148,7 +149,9 @@ def _orbax_manager(directory: str, keep: int, best_mode: str | None):
     from orbax.checkpoint import checkpoint_managers as cm
 
     extra = {}
-    if jax.process_count() > 1:  # process 0 writes the gathered host copy; the others never call orbax
+    if jax.process_count() > 1:
+        # Process 0 writes the gathered host copy; the others never call orbax. orbax cannot create the
+        # directory for a subset of processes (create=True raises), so the caller creates it first.
         extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
             primary_host=0, active_processes={0}, barrier_sync_key_prefix="dlcore_checkpoint")
 
@@ -161,7 +164,7 @@ def _orbax_manager(directory: str, keep: int, best_mode: str | None):
         enable_async_checkpointing=False,  # our own writer thread does the overlap (see save)
         preservation_policy=cm.AnyPreservationPolicy(policies),
         cleanup_tmp_directories=True,  # half-written steps of a killed run
-        create=True,
+        create=jax.process_count() == 1,
         temporary_path_class=_temporary_path_class(),
         **extra,
     )
@@ -191,6 +194,10 @@ class CheckpointManager:
 
     A run whose every seed has diverged is not saved again after the first checkpoint that records
     it, so the last finite states stay.
+
+    Multi-host: every process creates the manager and calls ``save``/``resume`` together (the state is
+    gathered to host memory, a collective); process 0 writes, every process restores its own shards.
+    The directory must be on a file system all processes share.
     """
 
     def __init__(
@@ -216,18 +223,27 @@ class CheckpointManager:
         self.best_metric, self.best_mode = best_metric, best_mode
         self.metadata = E.as_jsonable(dict(metadata or {}))
         self.async_save, self.fallback = async_save, fallback
-        # With several processes (multi-host), process 0 writes; every process restores.
+        # With several processes (multi-host), every process gathers the state (a collective), process 0
+        # writes it; every process restores its own shards. The directory must be on a file system all
+        # processes share.
         self._writer = jax.process_index() == 0
         self._mngr = None
         try:
-            os.makedirs(self.directory, exist_ok=True)
             if self._writer:
+                os.makedirs(self.directory, exist_ok=True)
                 self._mngr = _orbax_manager(self.directory, self.keep, best_mode if best_metric else None)
         except OSError as e:
             raise CheckpointError(
                 f"cannot create the checkpoint directory {self.directory}: {e.strerror or e}; "
                 "free space or choose a writable place"
             ) from None
+        finally:
+            barrier("checkpoint-directory")  # the others list steps only once process 0 has cleaned up
+        if not os.path.isdir(self.directory):
+            raise CheckpointError(
+                f"process {jax.process_index()} cannot see the checkpoint directory {self.directory} that process 0 "
+                "created; put the run directory (--out) on a file system every process shares"
+            )
         _QuietOrbaxThreadErrors.install()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlcore-checkpoint")
         self._pending: concurrent.futures.Future | None = None  # the writer thread's current run
@@ -450,6 +466,7 @@ class CheckpointManager:
             return target, (dict(history) if history is not None else None)
         fallback = self.fallback if fallback is None else fallback
         r = self.restore(target, fallback=fallback, sharding=sharding)
+        barrier("checkpoint-restored")  # every process has read the step before process 0 renames damaged ones
         for step, msg in r.skipped:
             src = os.path.join(self.directory, str(step))
             dst = f"{src}.corrupt-{int(time.time())}"

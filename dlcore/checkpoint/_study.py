@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from dlcore.checkpoint._manager import CHECKPOINT_SUBDIR, CheckpointManager
 from dlcore.errors import CheckpointError
 from dlcore.manifest import write_json_atomic
+from dlcore.parallel import barrier, is_main_process
 
 PLAN_FILE = "study.json"
 
@@ -75,9 +76,11 @@ class StudyCheckpoints:
         self.every, self.keep, self.fallback = every, keep, fallback
         self.metadata = dict(metadata or {})
         self.previous = read_plan(self.run_dir)
+        barrier("study-record-read")  # every process has read the record before process 0 writes it
         root = os.path.join(self.run_dir, CHECKPOINT_SUBDIR)
         try:
-            os.makedirs(root, exist_ok=True)
+            if is_main_process():
+                os.makedirs(root, exist_ok=True)
         except OSError as e:
             raise CheckpointError(f"cannot create the checkpoint directory {root}: {e.strerror or e}; "
                                   "free space or choose a writable place") from None
@@ -105,6 +108,8 @@ class StudyCheckpoints:
         self._write(plan)
 
     def _write(self, plan) -> None:
+        if not is_main_process():  # multi-host: one writer (every process replays the same plan)
+            return
         rec = dict(self.metadata, plan=_plain(plan))
         if self.previous is not None and len(_plain(plan).get("units", [])) < len(
                 (self.previous.get("plan") or {}).get("units", [])):

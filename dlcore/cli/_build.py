@@ -88,7 +88,7 @@ SYNTHETIC_DATASETS = ("adding", "copy")
 ``dlcore.random.key(split_seed, "data")``. A study may sweep them (``dataset.task.lag``)."""
 
 
-def build_dataset(cfg: ml_collections.ConfigDict):
+def build_dataset(cfg: ml_collections.ConfigDict, lazy_train: bool = False):
     from dlcore.data import load_dataset
 
     if cfg.get("name") in SYNTHETIC_DATASETS:
@@ -114,6 +114,7 @@ def build_dataset(cfg: ml_collections.ConfigDict):
         # None or negative: positions as they are; else one fixed permutation for every split.
         permute_seed=None if cfg.get("permute_seed") is None or cfg.get("permute_seed") < 0
         else int(cfg.get("permute_seed")),
+        lazy_train=lazy_train,  # multi-host: the training rows are read per process (see _run._load_data)
     )
 
 

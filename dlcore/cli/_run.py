@@ -93,8 +93,8 @@ def cmd_run(args, overrides) -> int:
 
     from dlcore.checkpoint import StudyCheckpoints
     from dlcore.cli import _checkpointing
-    from dlcore.cli._study import describe_study, make_build, plain_spec, parse_sweep, validate_axes
-    from dlcore.parallel import broadcast_string, is_main_process
+    from dlcore.cli._study import make_build, plain_spec, parse_sweep, validate_axes
+    from dlcore.parallel import barrier, broadcast_string, is_main_process
     from dlcore.sweep import default_memory_budget, first_stage_points, run_study, runs_in_memory, search_plan
 
     name, config, seeds = prepare(args, overrides)
@@ -104,7 +104,7 @@ def cmd_run(args, overrides) -> int:
     resume = _checkpointing.check_resume(args, name, config, spec["seeds"]) if args.resume else None
     if resume is not None:
         spec["seeds"] = resume.seeds
-    data = build_dataset(config.dataset)
+    data = _load_data(config, spec, is_study)
     validate_data_fit(config, data)
     build = make_build(config, data.num_classes)
     validate_axes(config, spec, build)  # every structure builds: bad values fail before any run directory
@@ -126,12 +126,25 @@ def cmd_run(args, overrides) -> int:
     result = run_study(
         spec["space"], build, data, spec["seeds"], strategy=spec["strategy"], study_seed=spec["study_seed"],
         num_points=spec["num_points"], refine=spec["refine"], budget=spec["budget"], selection=spec["selection"],
-        max_parallel=spec["max_parallel"], progress=False if args.no_progress else label, checkpoint=plan,
-        keep_opt_state=args.debug_nans, memory_budget=budget,
+        max_parallel=spec["max_parallel"], progress=False if args.no_progress or not is_main_process() else label,
+        checkpoint=plan, keep_opt_state=args.debug_nans, memory_budget=budget,
     )
     wall = time.perf_counter() - t0
-    if not is_main_process():
+    if not is_main_process():  # multi-host: process 0 writes every output; wait until it has
+        barrier("outputs-written")
         return 0
+    try:
+        _write_all(args, name, config, spec, build, data, run_dir, result, resume, is_study, t0, wall)
+    finally:
+        barrier("outputs-written")
+    return 0
+
+
+def _write_all(args, name, config, spec, build, data, run_dir, result, resume, is_study, t0, wall) -> None:
+    """Process 0: the run directory's files and the printed summary."""
+    from dlcore.cli import _checkpointing
+    from dlcore.cli._study import describe_study
+
     resumed = None if resume is None else resume.step
     if is_study:
         from dlcore.cli._study import write_study_outputs
@@ -152,7 +165,53 @@ def cmd_run(args, overrides) -> int:
         print(f"resumed from the checkpoint at step {resumed}")
     print(phases_line(t0, wall))
     print(f"outputs: {run_dir}")
-    return 0
+
+
+def _load_data(config, spec, is_study):
+    """The dataset; in a multi-process run whose seeds cannot be split whole over the processes (so the
+    processes share each run's batch: a data axis across processes), each process reads only the training
+    rows its devices hold. Every process reports the rows it read and the host memory they took (the
+    tracemalloc peak of reading and placing them, above what was held before; the validation and test
+    splits, and the standardization statistics streamed over the training split, are not counted)."""
+    import sys
+    import tracemalloc
+
+    import jax
+
+    procs = jax.process_count()
+    if procs == 1:
+        return build_dataset(config.dataset)
+    shard = len(spec["seeds"]) % procs != 0
+    data = build_dataset(config.dataset, lazy_train=shard)
+    tracemalloc.start()
+    try:
+        n = int(data.x_train.shape[0])
+        rows, rows_peak = [(0, n)] if not shard else [], None
+        if shard and not is_study:  # a plain run: its one mesh is known, place the rows now (measured)
+            from jax.sharding import NamedSharding, PartitionSpec as P
+
+            from dlcore.parallel import put_global, replicated, shard_rows, sweep_mesh
+
+            mesh = sweep_mesh(len(spec["seeds"]), config.batch_size)
+            rep = replicated(mesh)
+            evals = {k: put_global(getattr(data, k), rep) for k in ("x_val", "y_val", "x_test", "y_test")}
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            by_rows = NamedSharding(mesh, P("data"))
+            source = data.x_train
+            placed = dict(x_train=shard_rows(source, by_rows), y_train=shard_rows(data.y_train, by_rows))
+            rows_peak = tracemalloc.get_traced_memory()[1] - base
+            rows = sorted(set(source.rows_read))
+            data = data.replace(**placed, **evals)  # on the mesh the run uses: kept as they are
+    finally:
+        tracemalloc.stop()
+    row_bytes = int(np.prod(data.x_train.shape[1:])) * np.dtype(data.x_train.dtype).itemsize + 4  # x and label
+    read = sum(b - a for a, b in rows)
+    what = ", ".join(f"{a}:{b}" for a, b in rows) or "none yet (each unit reads its own)"
+    took = f", {rows_peak / 1e6:.2f} MB at peak to read and place them" if rows_peak is not None else ""
+    print(f"dlcore: process {jax.process_index()} of {procs}: training rows {what} of {n} "
+          f"({read * row_bytes / 1e6:.2f} MB of {n * row_bytes / 1e6:.2f} MB){took}", file=sys.stderr, flush=True)
+    return data
 
 
 def phases_line(t0: float, wall: float) -> str:

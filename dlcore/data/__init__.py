@@ -3,6 +3,7 @@
 from dlcore.data._dataset import (
     Dataset,
     Standardizer,
+    carve_indices,
     carve_validation,
     fit_standardizer,
     from_arrays,
@@ -10,6 +11,7 @@ from dlcore.data._dataset import (
     permute_positions,
     position_permutation,
 )
+from dlcore.data._lazy import RowSource
 from dlcore.data._mnist1d import Mnist1d, generate_mnist1d, prepare_mnist1d
 from dlcore.data._sampler import (
     batch_indices,
@@ -17,13 +19,16 @@ from dlcore.data._sampler import (
     epoch_permutation,
     steps_per_epoch,
 )
-from dlcore.data._tfds import default_data_dir, load_tfds_arrays
+from dlcore.data._tfds import Records, default_data_dir, load_tfds_arrays
 
 __all__ = [
     "Dataset",
     "Mnist1d",
+    "Records",
+    "RowSource",
     "Standardizer",
     "batch_indices",
+    "carve_indices",
     "carve_validation",
     "chunk_batch_indices",
     "default_data_dir",

@@ -87,15 +87,23 @@ def carve_validation(x, y, fraction: float, seed: int = 0):
     Returns:
       ``(x_train, y_train, x_val, y_val)``.
     """
+    train, val = carve_indices(len(y), fraction, seed)
+    return x[train], y[train], x[val], y[val]
+
+
+def carve_indices(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` example indices (each ascending) of :func:`carve_validation` for ``n`` examples.
+
+    >>> [len(a) for a in carve_indices(10, 0.2)]
+    [8, 2]
+    """
     if not 0.0 <= fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {fraction}")
-    n = len(y)
     n_val = int(round(n * fraction))
     if fraction > 0 and n_val == 0:
         raise DataError(f"val_fraction={fraction} leaves no validation example out of {n}")
     perm = np.asarray(jax.random.permutation(drandom.key(seed, "split"), n))
-    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return x[train], y[train], x[val], y[val]
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def position_permutation(seed: int, length: int) -> np.ndarray:
@@ -205,8 +213,15 @@ def load_dataset(
     data_dir: str | None = None,
     permute_seed: int | None = None,
     device=None,
+    lazy_train: bool = False,
 ) -> Dataset:
     """Load a TFDS classification dataset into device memory.
+
+    ``lazy_train=True`` leaves the training split on disk: ``x_train``/``y_train`` are
+    :class:`RowSource` objects that read (and standardize) only the rows asked for, so a multi-host
+    process materializes just its shard (:func:`dlcore.parallel.distribute_dataset` with
+    ``shard_train``). The standardization statistics are then streamed over the training split in
+    chunks (float64 sums; equal to the in-memory ones up to float32 rounding).
 
     ``val_fraction=0.0`` keeps every training example (no validation split; validation metrics are
     NaN). ``permute_seed`` reorders the input positions of every split by one fixed permutation
@@ -222,6 +237,11 @@ def load_dataset(
     """
     from dlcore.data._tfds import load_tfds_arrays
 
+    if lazy_train:
+        from dlcore.data._lazy import lazy_dataset
+
+        return lazy_dataset(name, data_dir, val_fraction=val_fraction, split_seed=split_seed,
+                            standardize=standardize, permute_seed=permute_seed)
     arrays, num_classes = load_tfds_arrays(name, data_dir)
     (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
     return from_arrays(

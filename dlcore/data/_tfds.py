@@ -31,19 +31,37 @@ def _prepare_local(name: str, data_dir: str) -> None:
         _digits.prepare_digits(data_dir)
 
 
-def _stack(source, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
-    n = len(source)
+class Records:
+    """A split's records read on demand: ``len(r)`` and ``r.take(indices) -> (x, y)`` (only those rows).
+
+    What :func:`load_tfds_arrays` returns for the splits in ``lazy``: a multi-host process reads
+    just the training rows its devices hold.
+    """
+
+    def __init__(self, source, x_key: str, y_key: str):
+        self.source, self.x_key, self.y_key = source, x_key, y_key
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def take(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        return _stack(self.source, self.x_key, self.y_key, [int(i) for i in indices])
+
+
+def _stack(source, x_key: str, y_key: str, indices=None) -> tuple[np.ndarray, np.ndarray]:
+    indices = list(range(len(source))) if indices is None else indices
+    n = len(indices)
     try:
-        records = source.__getitems__(list(range(n)))  # one batched read
+        records = source.__getitems__(indices)  # one batched read
     except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
-        records = [source[i] for i in range(n)]
+        records = [source[i] for i in indices]
     x = np.stack([np.asarray(r[x_key]) for r in records]) if n else np.zeros((0,))
     y = np.asarray([r[y_key] for r in records], dtype=np.int32)
     return x, y
 
 
 def load_tfds_arrays(
-    name: str, data_dir: str | None = None, splits: tuple[str, ...] = ("train", "test")
+    name: str, data_dir: str | None = None, splits: tuple[str, ...] = ("train", "test"), lazy: tuple[str, ...] = ()
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
     """Read the splits of a prepared TFDS classification dataset as arrays.
 
@@ -54,6 +72,7 @@ def load_tfds_arrays(
       name: TFDS name, e.g. ``"mnist1d"`` or ``"mnist"``.
       data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
       splits: which splits to read.
+      lazy: splits returned as :class:`Records` (read on demand) instead of arrays.
     Returns:
       ``({split: (x [N, ...], y [N] int32)}, num_classes)``.
     """
@@ -99,7 +118,8 @@ def load_tfds_arrays(
     x_key, y_key = keys
     num_classes = int(info.features[y_key].num_classes)
     try:
-        return {s: _stack(sources[s], x_key, y_key) for s in splits}, num_classes
+        return {s: Records(sources[s], x_key, y_key) if s in lazy else _stack(sources[s], x_key, y_key)
+                for s in splits}, num_classes
     except Exception as e:  # noqa: BLE001 - a truncated or corrupt array_record file fails on reading
         raise _damaged(name, data_dir, e) from None
 

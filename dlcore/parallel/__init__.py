@@ -5,7 +5,7 @@
 * :func:`data_parallel_train_step` (``jit`` + named shardings), :func:`shard_map_train_step`
   (explicit collectives), :func:`pmap_train_step` (the ``pmap`` idiom) — the same results.
 * :class:`SyncBatchNorm`, :func:`global_moments` — batch norm over the global batch.
-* :func:`initialize`, :func:`is_main_process`, :func:`distribute_dataset`, :func:`to_host` — multi-host.
+* :func:`initialize`, :func:`is_main_process`, :func:`barrier`, :func:`distribute_dataset`, :func:`to_host` — multi-host.
 
 Sweeps use all of this through :func:`dlcore.sweep.run_seeds` (``data_devices=``, ``seed_devices=``).
 See ``docs/scaling.md``.
@@ -22,6 +22,7 @@ from dlcore.parallel._data_parallel import (
 )
 from dlcore.parallel._distributed import (
     DistributedInfo,
+    barrier,
     broadcast_string,
     detect_cluster,
     distribute_dataset,

@@ -193,6 +193,41 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
+_barrier_count: dict[str, int] = {}
+
+
+def barrier(name: str, timeout_s: float = 600.0) -> None:
+    """Wait until every process reaches ``barrier(name)`` (no-op with one process).
+
+    Every process must call it with the same names in the same order. It waits on the
+    coordinator's key-value service, not on a device collective, so process 0 may spend minutes
+    (writing plots, a checkpoint) while the others wait.
+
+    Raises:
+      DlcoreError: the others did not arrive within ``timeout_s`` (one died or took another path).
+
+    >>> barrier("outputs-written")   # one process: returns at once
+    """
+    if jax.process_count() == 1:
+        return
+    n = _barrier_count[name] = _barrier_count.get(name, 0) + 1
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    try:
+        if client is None:  # not started by jax.distributed (cannot happen with initialize)
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"dlcore:{name}:{n}")
+        else:
+            client.wait_at_barrier(f"dlcore:{name}:{n}", int(timeout_s * 1000))
+    except Exception as e:  # noqa: BLE001 - JaxRuntimeError (DEADLINE_EXCEEDED, a peer gone)
+        raise DlcoreError(
+            f"process {jax.process_index()} waited {timeout_s:g} s at {name!r} for the other processes ({e}); "
+            "one of them failed or was killed — see its log, then resume all processes with --resume"
+        ) from None
+
+
 def put_global(tree, sharding: NamedSharding):
     """Place host-identical values (every process holds the whole value) with ``sharding``.
 
@@ -206,7 +241,7 @@ def put_global(tree, sharding: NamedSharding):
         if isinstance(x, jax.Array) and x.sharding == sharding:
             return x
         host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx], dtype=host.dtype)
 
     return jax.tree.map(one, tree)
 

@@ -73,6 +73,7 @@ def plan_placement(
     seed_devices: int | None = None,
     data_devices: int | None = None,
     platform: str | None = None,
+    num_processes: int = 1,
 ) -> Placement:
     """Choose how many devices go to the ``seed`` and ``data`` axes (rules in the module doc).
 
@@ -85,6 +86,12 @@ def plan_placement(
       data_devices: force the data-axis size (must divide ``B``); ``1`` turns data parallelism off.
       platform: ``"cpu"``, ``"gpu"``, ``"tpu"`` (default: JAX's default backend); on ``"cpu"`` the
         data axis is used only when ``data_devices`` asks for it.
+      num_processes: processes sharing the ``num_devices`` equally (multi-host). Every process
+        gets the same share of the mesh; the ``seed`` axis goes across processes first (seed
+        ``P * s``, each process training whole runs with no cross-host collective, and within a
+        process the rules above for its ``S / P`` runs). When ``P`` does not divide ``S`` the
+        processes that share runs form the data axis (each holds part of every batch; the batch
+        size must divide).
     Returns:
       :class:`Placement` with ``seed * data <= num_devices``.
     Raises:
@@ -96,7 +103,12 @@ def plan_placement(
     (Placement(seed=2, data=4), Placement(seed=1, data=1))
     >>> plan_placement(32, 2, 100, platform="cpu"), plan_placement(8, 2, 100, platform="cpu")
     (Placement(seed=2, data=1), Placement(seed=1, data=1))
+    >>> plan_placement(2, 4, 50, platform="cpu", num_processes=2), plan_placement(1, 4, 50, platform="cpu", num_processes=2)
+    (Placement(seed=2, data=1), Placement(seed=1, data=2))
     """
+    if num_processes > 1:
+        return _plan_processes(num_seeds, num_devices, batch_size, seed_devices, data_devices, platform,
+                               _check_positive("num_processes", num_processes))
     num_seeds = _check_positive("num_seeds", num_seeds)
     num_devices = _check_positive("num_devices", num_devices)
     if batch_size is not None:
@@ -136,6 +148,47 @@ def plan_placement(
     return Placement(seed, data)
 
 
+def _plan_processes(num_seeds, num_devices, batch_size, seed_devices, data_devices, platform, procs) -> Placement:
+    """:func:`plan_placement` over ``procs`` processes of ``num_devices / procs`` devices each."""
+    num_seeds = _check_positive("num_seeds", num_seeds)
+    if num_devices % procs:
+        raise ConfigError(f"{num_devices} devices are not shared equally by {procs} processes; give every process "
+                          "the same number of devices")
+    local = num_devices // procs
+    if seed_devices is not None or data_devices is not None:
+        pl = plan_placement(num_seeds, num_devices, batch_size, seed_devices=seed_devices,
+                            data_devices=data_devices, platform=platform)
+        if pl.num_devices % procs:
+            raise ConfigError(f"a {pl.seed} seed x {pl.data} data mesh cannot be shared equally by {procs} "
+                              f"processes; choose seed_devices x data_devices as a multiple of {procs}")
+        return pl
+    group = procs // _largest_divisor_of_both(num_seeds, procs)  # processes that share the same runs
+    if group == 1:  # every process trains whole runs: the single-host rules within a process
+        pl = plan_placement(num_seeds // procs, local, batch_size, platform=platform)
+        return Placement(procs * pl.seed, pl.data)
+    if batch_size is not None and batch_size % group:
+        raise ConfigError(
+            f"{num_seeds} seed{'s' * (num_seeds != 1)} on {procs} processes: {group} processes share each run's "
+            f"batch of {batch_size}, which they cannot split evenly; use a number of seeds divisible by {procs} "
+            f"or a batch size divisible by {group}"
+        )
+    inner = 1
+    if platform != "cpu" and batch_size is not None:
+        inner = _largest_divisor(batch_size // group, local)
+    return Placement(procs // group, group * inner)
+
+
+def _largest_divisor_of_both(a: int, b: int) -> int:
+    return max(k for k in range(1, min(a, b) + 1) if a % k == 0 and b % k == 0)
+
+
+def _by_process(devices: Sequence) -> dict[int, list]:
+    out: dict[int, list] = {}
+    for d in sorted(devices, key=lambda d: (d.process_index, d.id)):
+        out.setdefault(d.process_index, []).append(d)
+    return out
+
+
 def make_mesh(seed: int = 1, data: int | None = None, devices: Sequence | None = None) -> Mesh:
     """A 2-D ``(seed, data)`` mesh with ``AxisType.Auto`` axes over the first ``seed*data`` devices.
 
@@ -161,6 +214,19 @@ def make_mesh(seed: int = 1, data: int | None = None, devices: Sequence | None =
             f"a ({seed}, {data}) mesh needs {seed * data or seed} devices but only {len(devices)} exist; "
             "request fewer (on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts)"
         )
+    procs = _by_process(devices)
+    if len(procs) > 1:
+        # Multi-host: the same number of devices from every process, process-major, so the seed
+        # axis (rows) crosses processes first and each process holds whole rows when it can.
+        share, left = divmod(n, len(procs))
+        if left or share > min(len(v) for v in procs.values()):
+            raise ConfigError(
+                f"a ({seed}, {data}) mesh cannot take the same number of devices from each of the {len(procs)} "
+                f"processes ({', '.join(str(len(v)) for v in procs.values())} devices); use seed x data as a "
+                f"multiple of {len(procs)}"
+            )
+        grid = np.asarray([d for v in procs.values() for d in v[:share]], dtype=object).reshape(seed, data)
+        return Mesh(grid, (SEED_AXIS, DATA_AXIS), axis_types=(AxisType.Auto, AxisType.Auto))
     grid = None
     if devices[0].platform != "cpu" and n == len(devices):
         try:  # topology-aware order on TPU/GPU (neighbouring devices along the data axis)
@@ -191,7 +257,7 @@ def sweep_mesh(
     devices = list(jax.devices() if devices is None else devices)
     pl = plan_placement(
         num_seeds, len(devices), batch_size, seed_devices=seed_devices, data_devices=data_devices,
-        platform=devices[0].platform,
+        platform=devices[0].platform, num_processes=len(_by_process(devices)),
     )
     return make_mesh(pl.seed, pl.data, devices)
 

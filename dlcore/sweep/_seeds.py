@@ -138,7 +138,10 @@ def batch_loop(recipe: Recipe, data: Dataset, num_runs: int, options: RunOptions
     sharding = per_run_batch = block_every = None
     if pl.num_devices > 1 or jax.process_count() > 1:
         sharding = state_sharding(mesh, batched=True)
-        data = distribute_dataset(data, mesh)  # shared, not copied per seed
+        # Shared, not copied per seed. When the data axis spans processes each process holds (and reads)
+        # only its rows of the training split; otherwise every device needs them all.
+        crosses = any(len({d.process_index for d in row}) > 1 for row in mesh.devices)
+        data = distribute_dataset(data, mesh, shard_train=crosses)
         if pl.data > 1:
             per_run_batch = batch_sharding(mesh)
             # CPU all-reduce rendezvous: keep <= 50 queued steps with a collective (measured abort at ~300).

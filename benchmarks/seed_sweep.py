@@ -222,7 +222,6 @@ def _spawn(name: str, seeds: int, devices: int, steps: int) -> dict:
 
 
 def _model_cases():
-    import jax.numpy as jnp
     import numpy as np
 
     from dlcore.data import generate_digits

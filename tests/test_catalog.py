@@ -5,7 +5,6 @@ import json
 import pathlib
 import shutil
 
-import numpy as np
 import pytest
 
 from dlcore.cli import main

@@ -6,7 +6,6 @@ from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from dlcore.errors import ConfigError, unknown_name
 from dlcore.nn._activations import PARAMETRIC_ACTIVATIONS, Activation, get_activation

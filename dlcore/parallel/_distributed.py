@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np

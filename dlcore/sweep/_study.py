@@ -196,10 +196,11 @@ class _Group:
 
     def init(self, seeds: np.ndarray, hparams: Mapping[str, np.ndarray]):
         """Initial states of runs ``seeds[i]`` with ``hparams[k][i]``, stacked on axis 0 (host arrays)."""
-        states = [
-            jax.device_get(self._init1(jnp.int32(s), {k: jnp.float32(v[i]) for k, v in hparams.items()}))
+        # Dispatch every run's init, then copy them all at once (one blocking copy per run cost ~40 ms).
+        states = jax.device_get([
+            self._init1(jnp.int32(s), {k: jnp.float32(v[i]) for k, v in hparams.items()})
             for i, s in enumerate(np.asarray(seeds).tolist())
-        ]
+        ])
         return jax.tree.map(lambda *xs: np.stack(xs), *states)
 
     def loop(self, size: int) -> tuple[Loop, Any]:

@@ -27,7 +27,7 @@ class MLP(nn.Module):
 
     Call: ``model.apply(variables, x_BxD, train=...)`` → logits ``[B, num_outputs]``.
 
-    >>> import jax
+    >>> import jax, jax.numpy as jnp
     >>> m = MLP(widths=(8,), num_outputs=3)
     >>> v = m.init(jax.random.PRNGKey(0), jnp.ones((2, 5)), train=False)
     >>> m.apply(v, jnp.ones((2, 5)), train=False).shape

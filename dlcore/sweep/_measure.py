@@ -23,10 +23,9 @@ import numpy as np
 from dlcore import random as drandom
 from dlcore.errors import ConfigError
 from dlcore.status import DIVERGED, RUNNING
-from dlcore.sweep._search import Budget, run_search, search_plan
-from dlcore.sweep._seeds import parse_seeds
+from dlcore.sweep._search import Budget, run_search
 from dlcore.sweep._space import Space
-from dlcore.sweep._study import Selection, StudyResult, _score, _select, check_selection
+from dlcore.sweep._study import Selection, StudyResult, _score, _select, study_plan
 
 Measure = Callable[[Mapping[str, Any], Sequence[int]], Mapping[str, Any]]
 """``measure(point, seeds) -> {metric: [S]}``; metric names start with ``val/`` or ``test/``."""
@@ -94,13 +93,7 @@ def run_measured_study(
     ([1], [2.0, 2.0, 2.0], True)
     """
     t_start = time.perf_counter()
-    seeds = parse_seeds(seeds)
-    selection = check_selection(selection, space)
-    refine = dict(refine or {})
-    unknown = sorted(set(refine) - {"rounds", "top_k", "num", "start"})
-    if unknown:
-        raise ConfigError(f"sweep.refine: unknown field {unknown[0]!r}; valid: rounds, top_k, num, start")
-    plan = search_plan(space, strategy, study_seed=study_seed, num_points=num_points, budget=budget, **refine)
+    seeds, selection, plan = study_plan(space, seeds, strategy, study_seed, num_points, refine, budget, selection)
     S = len(seeds)
     points: list[dict] = []
     stages: list[int] = []

@@ -279,6 +279,19 @@ def _score(values_S: np.ndarray, statistic: str) -> float:
     return float(np.mean(v)) if statistic == "mean" else iqm(v)
 
 
+def study_plan(space: Space, seeds, strategy: str, study_seed: int, num_points: int, refine, budget: Budget,
+               selection: Selection) -> tuple[list[int], Selection, SearchPlan]:
+    """The checked seeds, selection and search plan of a study (shared by trained and measured studies)."""
+    seeds = parse_seeds(seeds)
+    selection = check_selection(selection, space)
+    refine = dict(refine or {})
+    unknown = sorted(set(refine) - {"rounds", "top_k", "num", "start"})
+    if unknown:
+        raise ConfigError(f"sweep.refine: unknown field {unknown[0]!r}; valid: rounds, top_k, num, start")
+    plan = search_plan(space, strategy, study_seed=study_seed, num_points=num_points, budget=budget, **refine)
+    return seeds, selection, plan
+
+
 def run_study(
     space: Space,
     build: Build,
@@ -348,14 +361,7 @@ def run_study(
     (3, (3, 2), 1)
     """
     t_start = time.perf_counter()
-    seeds = parse_seeds(seeds)
-    selection = check_selection(selection, space)
-    refine = dict(refine or {})
-    unknown = sorted(set(refine) - {"rounds", "top_k", "num", "start"})
-    if unknown:
-        raise ConfigError(f"sweep.refine: unknown field {unknown[0]!r}; valid: rounds, top_k, num, start")
-    plan: SearchPlan = search_plan(space, strategy, study_seed=study_seed, num_points=num_points, budget=budget,
-                                   **refine)
+    seeds, selection, plan = study_plan(space, seeds, strategy, study_seed, num_points, refine, budget, selection)
     plan_chunks(1, max_parallel, 1)  # validates max_parallel before anything runs
     devices = list(devices if devices is not None else jax.devices())
     S = len(seeds)

@@ -17,6 +17,8 @@ imported, and ``ru_maxrss`` is per process), one after another:
                             learning rate: one program), 2 host devices.
 
 Times: ``run`` excludes compilation, ``total`` is the whole call (init, compile, run, evaluation).
+Each configuration's GFLOP/s (9.0 MFLOP per seed-step, as ``train_step.py`` counts) is also given as
+a percentage of this machine's float32 matmul peak, measured first in its own subprocess.
 Peak memory: ``ru_maxrss`` of the subprocess (includes the JAX runtime, ~0.3–0.5 GB).
 
     .venv/bin/python benchmarks/seed_sweep.py [--steps 6000] [--only NAME ...]
@@ -30,6 +32,10 @@ the feature-grouped convolution that ``vmap`` makes). A hand-written Adam loop, 
 process, rounds interleaved; seed-steps/s (compilation excluded) and the pick per model:
 
     .venv/bin/python benchmarks/seed_sweep.py --models [--seeds 8] [--steps 1000] [--rounds 3]
+
+``--compile-levels``: dlcore's training chunk (an MLP sweep and a grouped ConvBase1D sweep) compiled
+at LLVM -O3 (XLA's default), -O2 (dlcore's training programs on CPU) and -O1 (its run-once
+programs): compile seconds, run seconds and whether the results have the same bits.
 
 The machine is noisy (and shared): compare the ratios printed by one run, not absolute times.
 """
@@ -179,7 +185,21 @@ def worker_dlcore_grid(seeds: int, steps: int) -> dict:
                 best_lr=res.points[res.selected[0]]["learning_rate"])
 
 
+def worker_peak(seeds: int, steps: int) -> dict:
+    """The float32 matmul peak of this machine (2048² ``jnp.dot``, best of 5, every core)."""
+    sys.path.insert(0, HERE)
+    from train_step import matmul_peak
+
+    return dict(gflops=matmul_peak())
+
+
+def flops_per_seed_step() -> float:
+    # forward 2·B·Σ(in·out); backward ≈ 2× forward: the figure benchmarks/train_step.py uses
+    return 3 * 2 * B * sum(a * b for a, b in zip(WIDTHS[:-1], WIDTHS[1:]))
+
+
 WORKERS = {
+    "peak": worker_peak,
     "dlcore_vmap": worker_dlcore_vmap,
     "dlcore_sequential": worker_dlcore_sequential,
     "jax_baseline": worker_jax_baseline,
@@ -318,18 +338,82 @@ def models_main(seeds: int, steps: int, rounds: int, only=None) -> dict:
     return out
 
 
+def compile_levels_main(rounds: int) -> dict:
+    """LLVM optimization levels (XLA's ``xla_backend_optimization_level``) for dlcore's training chunk
+    on CPU: compile seconds and run seconds per level, one process, runs interleaved. dlcore compiles
+    its training programs at ``dlcore.host.TRAIN_COMPILER_OPTIONS`` and run-once programs
+    (initialisers, data splits) at ``ONCE_COMPILER_OPTIONS`` on CPU."""
+    import statistics
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dlcore.models import ConvBase1D
+    from dlcore.nn import MLP
+    from dlcore.optim import optimizer_fn
+    from dlcore.sweep import init_states
+    from dlcore.train import Recipe
+    from dlcore.train._fit import _chunk_fn
+
+    data = _data()
+    cases = {
+        "MLP sweep, 16 seeds × 500 steps": (Recipe(MLP(widths=(100, 100), num_outputs=10), optimizer_fn("adam")), 16, 500),
+        "ConvBase1D sweep (matmul), 8 seeds × 100 steps": (
+            Recipe(ConvBase1D(), optimizer_fn("adam"), conv_impl="matmul"), 8, 100),
+    }
+    out = {}
+    print(f"dlcore's training chunk compiled at each LLVM level (1 device; median of {rounds} interleaved runs)")
+    print(f"{'program':<48}{'level':>6}{'compile s':>11}{'run s':>9}{'run vs -O3':>12}  same bits as -O3")
+    for name, (recipe, seeds, steps) in cases.items():
+        st = init_states(recipe, np.arange(seeds), {"learning_rate": np.full(seeds, 1e-2, np.float32)},
+                         data.x_train[:1])
+        fn = jax.jit(jax.vmap(_chunk_fn(recipe, B, steps), in_axes=(0, None, None, None)))
+        args = (st, jnp.int32(0), data.x_train, data.y_train)
+        low = fn.lower(*args)
+        comp, compile_s = {}, {}
+        for lv in (3, 2, 1):
+            t0 = time.perf_counter()
+            comp[lv] = low.compile(compiler_options={"xla_backend_optimization_level": lv})
+            compile_s[lv] = time.perf_counter() - t0
+        times, outs = {lv: [] for lv in comp}, {}
+        for _ in range(rounds):
+            for lv, c in comp.items():
+                jax.block_until_ready(c(*args))  # warm
+                t0 = time.perf_counter()
+                outs[lv] = jax.block_until_ready(c(*args))
+                times[lv].append(time.perf_counter() - t0)
+        row = {}
+        for lv in comp:
+            run = statistics.median(times[lv])
+            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(outs[lv]), jax.tree.leaves(outs[3])))
+            row[f"O{lv}"] = dict(compile_s=compile_s[lv], run_s=run, same_bits_as_O3=same)
+            print(f"{name:<48}{lv:>6}{compile_s[lv]:>11.2f}{run:>9.3f}{statistics.median(times[3]) / run:>11.2f}×  {same}",
+                  flush=True)
+        out[name] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--models", action="store_true", help="CNN/RNN seed sweeps: vmapped vs sequential vs grouped")
-    ap.add_argument("--rounds", type=int, default=3, help="with --models: interleaved rounds")
-    ap.add_argument("--json", default=None, help="with --models: write the figures here")
+    ap.add_argument("--rounds", type=int, default=3, help="with --models/--compile-levels: interleaved rounds")
+    ap.add_argument("--compile-levels", action="store_true",
+                    help="the training chunk compiled at LLVM -O3/-O2/-O1: compile and run time")
+    ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--only", nargs="*", default=None, help="labels (substrings) of the configurations to run")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seeds", type=int, default=1, help="with --models: seeds per sweep (default 8)")
     args = ap.parse_args()
     if args.worker:
         _worker_main(args.worker, args.seeds, args.steps)
+        return
+    if args.compile_levels:
+        res = compile_levels_main(args.rounds if args.rounds != 3 else 5)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1)
         return
     if args.models:
         res = models_main(args.seeds if args.seeds != 1 else 8, args.steps, args.rounds, args.only)
@@ -340,18 +424,28 @@ def main() -> None:
 
     print(f"MNIST-1D MLP {'-'.join(map(str, WIDTHS))}, Adam 1e-2, batch {B}, {args.steps} steps; "
           f"{os.cpu_count()} CPUs; each line a fresh subprocess")
-    print(f"{'configuration':<32}{'total s':>9}{'run s':>9}{'compile s':>11}{'seed-steps/s':>14}{'peak MB':>9}"
-          f"{'test acc':>10}")
-    res = {}
+    peak = _spawn("peak", 1, 1, 0)["gflops"]
+    print(f"float32 matmul peak (2048² jnp.dot, all cores): {peak:.0f} GFLOP/s; a seed-step is "
+          f"{flops_per_seed_step() / 1e6:.1f} MFLOP")
+    print(f"{'configuration':<32}{'total s':>9}{'run s':>9}{'compile s':>11}{'seed-steps/s':>14}{'GFLOP/s':>9}"
+          f"{'% peak':>8}{'peak MB':>9}{'test acc':>10}")
+    res = {"matmul_peak_gflops": peak}
     for label, worker, seeds, devices in CONFIGS:
         if args.only and not any(o in label for o in args.only):
             continue
         r = _spawn(worker, seeds, devices, args.steps)
         runs = seeds * (4 if worker == "dlcore_grid" else 1)
         r["seed_steps_per_s"] = runs * args.steps / r["run_s"]
+        r["gflops"] = r["seed_steps_per_s"] * flops_per_seed_step() / 1e9
+        r["percent_of_peak"] = 100 * r["gflops"] / peak
         res[label] = r
         print(f"{label:<32}{r['total_s']:>9.1f}{r['run_s']:>9.1f}{r['compile_s']:>11.1f}"
-              f"{r['seed_steps_per_s']:>14,.0f}{r['maxrss_mb']:>9.0f}{r['test_acc']:>10.4f}", flush=True)
+              f"{r['seed_steps_per_s']:>14,.0f}{r['gflops']:>9.1f}{r['percent_of_peak']:>7.1f}%"
+              f"{r['maxrss_mb']:>9.0f}{r['test_acc']:>10.4f}", flush=True)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
 
     def ratio(a, b, key="run_s"):
         if a in res and b in res:

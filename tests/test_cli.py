@@ -103,6 +103,35 @@ def test_console_script_subprocess(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+def test_console_script_exits_quickly_with_every_output_complete(tmp_path):
+    """The script skips the interpreter's teardown (``os._exit``) only after everything is written:
+    the printed summary is whole, the final checkpoint is committed (a --resume of the finished run
+    restores it), TensorBoard events and the manifest are readable; ``DLCORE_FAST_EXIT=0`` gives the
+    same files the normal way."""
+    exe = pathlib.Path(sys.executable).with_name("dlcore")
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    hashes = []
+    for fast in ("1", "0"):
+        out = tmp_path / fast
+        p = subprocess.run([str(exe), "run", "tiny", "--seeds", "2", "--no-progress", "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, env=dict(env, DLCORE_FAST_EXIT=fast), cwd=ROOT)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert p.stdout.rstrip().splitlines()[-1].startswith("outputs: ")  # flushed before the exit
+        (run_dir,) = _run_dirs(out)
+        man = json.loads((run_dir / "manifest.json").read_text())
+        hashes.append(man["params_sha256"])
+        assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
+        from dlcore.checkpoint import checkpoint_steps
+
+        assert checkpoint_steps(run_dir / "checkpoints")[-1] == man["config"]["num_steps"]
+        again = subprocess.run([str(exe), "run", "tiny", "--resume", str(run_dir), "--no-progress"],
+                               capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert f"resumed from the checkpoint at step {man['config']['num_steps']}" in again.stdout
+    assert hashes[0] == hashes[1]
+
+
 STUDY_ARGS = ["run", "tiny_study", "--seeds", "2", "--no-progress", "--config.num_steps=20", "--config.eval_every=10",
               "--config.sweep.axes.learning_rate.num=2"]
 

@@ -146,3 +146,26 @@ def test_memory_budget_splits_a_study_and_refuses_what_cannot_fit(tiny_data):
     np.testing.assert_allclose(split.metrics["val/accuracy"], whole.metrics["val/accuracy"], atol=0.05)
     with pytest.raises(ConfigError, match=r"one run of this experiment needs about .* GiB, more than the"):
         run_study(space, lambda s: setup, tiny_data, [0], progress=False, memory_budget=int(0.5 / one))
+
+
+def test_recurrent_models_train_one_run_per_cpu_device_unless_max_parallel_says_otherwise(tiny_data):
+    """A GRU's runs are trained one per device at a time on CPU (vmapped they were slower), each run
+    still from its own keys: the result equals the vmapped study to float noise; an MLP stays vmapped,
+    and an explicit ``max_parallel`` wins."""
+    from dlcore.nn import RNNModel
+    from dlcore.sweep import runs_one_per_device
+
+    gru = Recipe(RNNModel(hidden_size=8, num_outputs=int(tiny_data.num_classes), cell="gru"), optimizer_fn("adam"))
+    x1 = tiny_data.x_train[:1]
+    cpu = jax.devices()[:1]
+    assert runs_one_per_device(gru, {"learning_rate": 1e-2}, x1, cpu)
+    assert not runs_one_per_device(TRACED, {"learning_rate": 1e-2}, x1, cpu)
+    space = space_from_spec({"learning_rate": {"values": (1e-2,)}})
+    setup = Setup(gru, RunOptions(num_steps=6, batch_size=16, eval_every=3), {"learning_rate": 1e-2})
+    auto = run_study(space, lambda s: setup, tiny_data, [0, 1, 2], progress=False, devices=cpu)
+    assert auto.groups[0]["chunk_size"] == 1 and auto.groups[0]["chunks"] == 3
+    vmapped = run_study(space, lambda s: setup, tiny_data, [0, 1, 2], progress=False, devices=cpu, max_parallel=3)
+    assert vmapped.groups[0]["chunk_size"] == 3 and vmapped.groups[0]["chunks"] == 1
+    np.testing.assert_allclose(auto.metrics["val/loss"], vmapped.metrics["val/loss"], rtol=1e-4)
+    mlp = Setup(TRACED, RunOptions(num_steps=6, batch_size=16, eval_every=3), {"learning_rate": 1e-2})
+    assert run_study(space, lambda s: mlp, tiny_data, [0, 1, 2], progress=False, devices=cpu).groups[0]["chunks"] == 1

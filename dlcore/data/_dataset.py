@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -11,6 +12,7 @@ from flax import struct
 
 from dlcore import random as drandom
 from dlcore.errors import DataError, ShapeError
+from dlcore.host import jit_once
 
 
 @struct.dataclass
@@ -102,7 +104,7 @@ def carve_indices(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, n
     n_val = int(round(n * fraction))
     if fraction > 0 and n_val == 0:
         raise DataError(f"val_fraction={fraction} leaves no validation example out of {n}")
-    perm = np.asarray(jax.random.permutation(drandom.key(seed, "split"), n))
+    perm = _keyed_permutation(int(seed), "split", n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
@@ -119,7 +121,16 @@ def position_permutation(seed: int, length: int) -> np.ndarray:
     """
     if int(length) <= 0:
         raise DataError(f"cannot permute {length} positions; the inputs need a position axis of length ≥ 1")
-    return np.asarray(jax.random.permutation(drandom.key(int(seed), "permute"), int(length)))
+    return _keyed_permutation(int(seed), "permute", int(length)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed_permutation(seed: int, stream: str, n: int) -> np.ndarray:
+    """``permutation(key(seed, stream), n)`` as one program compiled for a single run (the eager ops
+    compiled one by one cost ~0.5 s of every process's start-up); the same integers."""
+    perm = np.asarray(jit_once(lambda: jax.random.permutation(drandom.key(seed, stream), n))())
+    perm.setflags(write=False)  # cached: shared by every caller
+    return perm
 
 
 def permute_positions(x, perm) -> np.ndarray:

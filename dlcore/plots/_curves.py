@@ -29,6 +29,16 @@ def _band(a_SxT: np.ndarray, confidence: float = 0.95):
     return mean, mean - half, mean + half
 
 
+def _plain_log_formatter(ticker):
+    class PlainLog(ticker.LogFormatter):
+        """The log formatter's choice of labelled ticks, written as plain numbers ("0.5", "2")."""
+
+        def __call__(self, x, pos=None):
+            return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+    return PlainLog
+
+
 def smooth(a_SxT: np.ndarray, window: int) -> np.ndarray:
     """Moving average over the last axis (window-sized blocks, for noisy per-step losses)."""
     a = np.asarray(a_SxT, dtype=np.float64)
@@ -54,6 +64,7 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
     if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     h = {k: (np.asarray(v)[None] if k != "eval_step" and np.asarray(v).ndim == 1 else np.asarray(v))
          for k, v in history.items()}
@@ -76,13 +87,19 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
         ax.set_ylabel(m)
         if m == "loss":
             ax.set_yscale("log")
+            # Plain-text tick labels ("0.1", "2"): the default 10^k labels go through mathtext,
+            # whose first use cost ~0.2 s of every run's output writing.
+            ax.yaxis.set_major_formatter(_plain_log_formatter(ticker)())
+            ax.yaxis.set_minor_formatter(_plain_log_formatter(ticker)(labelOnlyBase=False))
         ax.grid(alpha=0.3)
         ax.legend()
     # Seeds are the leading axis of the per-seed curves; eval_step is one row of steps, not a seed axis.
     per_seed = [v for k, v in h.items() if k.startswith(("train/", "val/"))]
     n = per_seed[0].shape[0] if per_seed else 0
     fig.suptitle(f"{title} (mean ± {int(confidence * 100)}% CI over {n} seed{'s' * (n != 1)})".strip())
-    fig.tight_layout()
+    # Fixed margins for the fixed 5 × 3.6 in panels (tight_layout measured every label: ~0.25 s).
+    fig.subplots_adjust(left=0.8 / fig.get_figwidth(), right=1 - 0.2 / fig.get_figwidth(), bottom=0.14,
+                        top=0.86, wspace=0.3)
     if path:
         save_figure(fig, path)
         plt.close(fig)

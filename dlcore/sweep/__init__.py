@@ -6,6 +6,7 @@ from dlcore.sweep._seeds import (
     init_states,
     parse_seeds,
     resolve_conv_impl,
+    runs_one_per_device,
     run_batch,
     run_seeds,
     seed_mesh,

@@ -6,6 +6,7 @@ import dataclasses
 
 from typing import Any, Mapping, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,6 +166,40 @@ def resolve_conv_impl(recipe: Recipe, num_runs: int, mesh=None) -> Recipe:
     runs_per_device = num_runs / (placement_of(mesh).seed if mesh is not None else 1)
     cpu = devices[0].platform == "cpu"
     return dataclasses.replace(recipe, conv_impl="matmul" if cpu and runs_per_device > 1 else "native")
+
+
+def runs_one_per_device(recipe: Recipe, hparams: Mapping, x_example, devices=None) -> bool:
+    """Whether a study should train this model's runs one per device at a time instead of vmapped:
+    on CPU devices, for a model that runs a recurrent cell (a Flax ``RNNCellBase``, found by an
+    abstract initialisation).
+
+    Measured on the 2-core CPU (``benchmarks/seed_sweep.py --models``): a vmapped GRU sweep ran
+    at 0.60× the seed-steps/s of the same seeds one after another — XLA:CPU turns the vmapped
+    scan's small per-step matmuls into batched dots slower than their sum — while MLP and (grouped)
+    CNN sweeps are faster vmapped. ``sweep.max_parallel`` overrides the rule.
+
+    >>> from dlcore.nn import MLP, RNNModel
+    >>> from dlcore.optim import optimizer_fn
+    >>> x1 = np.zeros((1, 40), np.float32)
+    >>> hp = {"learning_rate": 1e-2}
+    >>> cpu = jax.devices("cpu")
+    >>> runs_one_per_device(Recipe(RNNModel(hidden_size=8, cell="gru"), optimizer_fn("adam")), hp, x1, cpu)
+    True
+    >>> runs_one_per_device(Recipe(MLP(widths=(8,)), optimizer_fn("adam")), hp, x1, cpu)
+    False
+    """
+    devices = list(devices) if devices is not None else jax.devices()
+    if devices[0].platform != "cpu":
+        return False
+    found = []
+
+    def spy(next_fun, args, kwargs, context):
+        found.append(isinstance(context.module, nn.RNNCellBase))
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(spy):
+        jax.eval_shape(lambda: init_state(recipe, 0, hparams, x_example))
+    return any(found)
 
 
 def place_runs(state: TrainState, sharding) -> TrainState:

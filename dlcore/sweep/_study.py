@@ -33,9 +33,9 @@ import numpy as np
 
 from dlcore.data import Dataset
 from dlcore.errors import ConfigError
-from dlcore.host import to_host
+from dlcore.host import jit_once, to_host
 from dlcore.sweep._search import Budget, SearchPlan, run_search, search_plan
-from dlcore.sweep._seeds import batch_loop, parse_seeds, place_runs
+from dlcore.sweep._seeds import batch_loop, parse_seeds, place_runs, runs_one_per_device
 from dlcore.sweep._space import Space
 from dlcore.train import CheckpointPlan, Loop, Recipe, RunOptions, evaluate, init_state, run_loop
 
@@ -184,12 +184,14 @@ class _Group:
         x1 = data.x_train[:1]
         # One jitted single-run initializer per structure, its results stacked on the host: bit-identical
         # to dlcore.sweep.init_states (random bits do not depend on batching), it compiles ~2.5x faster
-        # than the vmapped initializer and serves every chunk size.
-        self._init1 = jax.jit(lambda s, h: init_state(recipe, s, h, x1))
+        # than the vmapped initializer and serves every chunk size; compiled as a run-once program.
+        self._init1 = jit_once(lambda s, h: init_state(recipe, s, h, x1))
         # The study supplies placement and callbacks; test is evaluated once, after the search.
         self.options = setup.options.replace(devices=devices, callbacks=tuple(callbacks), evaluate_test=False,
                                              progress=False, checkpoint=None)
         self.loops: dict[int, tuple[Loop, Any]] = {}
+        # Recurrent models on CPU train one run per device at a time (vmapped they were slower).
+        self.one_per_device = runs_one_per_device(recipe, setup.hparams, x1, devices)
         self.test_eval = jax.jit(jax.vmap(
             functools.partial(evaluate, recipe, batch_size=setup.options.eval_batch_size), in_axes=(0, None, None)
         ))
@@ -402,6 +404,8 @@ def run_study(
             R = len(runs)
             # Runs that do not fit in memory together are split into chunks (same randomness per run).
             limit = runs_in_memory(g.setup, g.data, budget, len(devices), g.structure)
+            if g.one_per_device and not max_parallel:
+                limit = min(limit, len(devices))
             size, n_chunks = plan_chunks(R, min(max_parallel or R, limit), len(devices))
             # A later stage reuses a program already compiled for this structure when padding to its
             # batch size wastes at most half of it (compiling costs more than a few padded rows).

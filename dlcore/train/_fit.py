@@ -15,7 +15,7 @@ import numpy as np
 
 from dlcore.data import Dataset, chunk_batch_indices, steps_per_epoch
 from dlcore.errors import ConfigError
-from dlcore.host import host_step, to_host
+from dlcore.host import host_step, to_host, train_compiler_options
 from dlcore.status import RUNNING
 from dlcore.train._options import RunOptions, options_from
 from dlcore.train._state import Recipe, TrainState, init_state
@@ -169,7 +169,7 @@ class Loop:
             t0 = time.perf_counter()
             self._compiled[n] = jitted.lower(
                 state, jnp.int32(0), self.data.x_train, self.data.y_train
-            ).compile()
+            ).compile(compiler_options=train_compiler_options())
             self.compile_s += time.perf_counter() - t0
         return self._compiled[n]
 
@@ -204,7 +204,7 @@ class Loop:
         if split not in self._eval_compiled:
             x, y = self.data.split(split)
             t0 = time.perf_counter()
-            self._eval_compiled[split] = self._eval.lower(state, x, y).compile()
+            self._eval_compiled[split] = self._eval.lower(state, x, y).compile(compiler_options=train_compiler_options())
             self.compile_s += time.perf_counter() - t0
         return self._eval_compiled[split]
 

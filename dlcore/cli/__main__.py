@@ -1,5 +1,5 @@
-import sys
+"""``python -m dlcore.cli``: the same as the ``dlcore`` script."""
 
-from dlcore.cli import main
+from dlcore.cli import entry
 
-sys.exit(main())
+entry()

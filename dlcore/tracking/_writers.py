@@ -119,10 +119,11 @@ class TensorBoardWriter(Writer):
             self._fail(e)
 
     def scalars(self, step, values):
-        from tensorboardX.summary import scalar
+        from tensorboardX.proto.summary_pb2 import Summary
 
-        for k, v in values.items():
-            self._write(scalar(k, float(v)), step)
+        # One event per step holding every tag (tensorboardX's scalar() makes one event per value:
+        # the same records TensorBoard reads, 3x the events, each with two pure-Python CRCs).
+        self._write(Summary(value=[Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()]), step)
 
     def histogram(self, step, name, values):
         from tensorboardX.summary import histogram
@@ -310,14 +311,20 @@ def run_writers(root: str, seeds: Sequence[int], axes: Mapping[str, object] | No
 
 def write_history(writers: Sequence[Writer], history: Mapping[str, np.ndarray], *, train_every: int = 10) -> None:
     """Write a batched history (``train/*`` ``[S, T]``, ``val/*`` ``[S, E]``) through per-seed writers."""
-    eval_steps = np.asarray(history.get("eval_step", []))
+    eval_steps = [int(s) for s in np.asarray(history.get("eval_step", []))]
+    arrays = {k: np.asarray(a) for k, a in history.items() if k.startswith(("train/", "val/"))}
+    train = {k: a for k, a in arrays.items() if k.startswith("train/") and a.ndim == 2}
+    val = {k: a for k, a in arrays.items() if k.startswith("val/") and a.ndim == 2}
     for i, w in enumerate(writers):
-        for key, arr in history.items():
-            a = np.asarray(arr)
-            if key.startswith("train/") and a.ndim == 2:
-                for t in range(train_every - 1, a.shape[1], train_every):
-                    w.scalars(t + 1, {key: a[i, t]})
-            elif key.startswith("val/") and a.ndim == 2:
-                for j, s in enumerate(eval_steps):
-                    w.scalars(int(s), {key: a[i, j]})
+        # One event per step with every tag of that step (not one per tag): a third of the records.
+        by_step: dict[int, dict] = {}
+        for key, a in train.items():
+            for t in range(train_every - 1, a.shape[1], train_every):
+                by_step.setdefault(t + 1, {})[key] = a[i, t]
+        for step, values in by_step.items():
+            w.scalars(step, values)
+        for j, step in enumerate(eval_steps):
+            values = {key: a[i, j] for key, a in val.items() if j < a.shape[1]}
+            if values:
+                w.scalars(step, values)
         w.flush()

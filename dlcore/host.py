@@ -3,10 +3,14 @@
 With one process a host copy is ``jax.device_get``. With several, an array whose shards live on
 other processes is all-gathered, so every process gets the same numpy values (every process must
 then call these functions together).
+
+Also the XLA compile options dlcore uses on the CPU backend (:func:`jit_once`,
+:func:`train_compiler_options`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -46,38 +50,34 @@ def host_step(state, error=ConfigError) -> int:
     return int(steps[0])
 
 
-# LLVM's -O1 for programs that run once per run (initialisers, data splits): on the 2-core CPU it
-# compiles an MLP's init in 0.5 s instead of 1.6 s (XLA's default -O3), and such a program runs for
-# microseconds. Their ops are element-wise or integer (random bits, sorts), so the level changes no
-# result: tests/test_host.py checks the bits against the default level.
+# XLA:CPU compiles with LLVM at -O3 by default; dlcore asks for less where it costs nothing
+# (benchmarks/seed_sweep.py --compile-levels measures both; docs/scaling.md#compile-time-on-cpu).
+# Programs that run once per run (initialisers, data splits) at -O1: an MLP's init compiles in 0.5 s
+# instead of 1.6 s; their ops are element-wise or integer (random bits, sorts), so the bits do not
+# change (tests/test_host.py). The training loop's programs at -O2: the MLP sweep's chunk compiles in
+# 0.93 s instead of 1.40 s and runs as fast; its results differ from -O3 in the last bits (as any
+# change of compiler does), and fit, sweeps and studies all compile this way.
 ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+TRAIN_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
 _LEVEL_FLAG = "--xla_backend_optimization_level"
 
 
-def once_compiler_options() -> dict | None:
-    """XLA options for a program that runs once: :data:`ONCE_COMPILER_OPTIONS` on CPU, ``None``
-    (XLA's defaults) on accelerators or when ``XLA_FLAGS`` sets the optimization level itself."""
-    import os
-
+def _on_cpu(options: dict) -> dict | None:
+    """``options`` on the CPU backend; ``None`` (XLA's defaults) on accelerators or when ``XLA_FLAGS``
+    sets the optimization level itself (the user's choice wins)."""
     if _LEVEL_FLAG in os.environ.get("XLA_FLAGS", "") or jax.default_backend() != "cpu":
         return None
-    return dict(ONCE_COMPILER_OPTIONS)
+    return dict(options)
 
 
-# The training loop's programs on CPU: LLVM's -O2 compiled the MLP sweep's chunk in 1.08 s instead
-# of 1.44 s (-O3) and ran it as fast (benchmarks/seed_sweep.py --compile-levels). Results differ from
-# -O3 in the last bits (as any change of compiler does); fit, sweeps and studies all compile this way.
-TRAIN_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
+def once_compiler_options() -> dict | None:
+    """XLA options for a program that runs once (:data:`ONCE_COMPILER_OPTIONS` on CPU)."""
+    return _on_cpu(ONCE_COMPILER_OPTIONS)
 
 
 def train_compiler_options() -> dict | None:
-    """XLA options for the training loop's programs: :data:`TRAIN_COMPILER_OPTIONS` on CPU, ``None``
-    on accelerators or when ``XLA_FLAGS`` sets the optimization level itself."""
-    import os
-
-    if _LEVEL_FLAG in os.environ.get("XLA_FLAGS", "") or jax.default_backend() != "cpu":
-        return None
-    return dict(TRAIN_COMPILER_OPTIONS)
+    """XLA options for the training loop's programs (:data:`TRAIN_COMPILER_OPTIONS` on CPU)."""
+    return _on_cpu(TRAIN_COMPILER_OPTIONS)
 
 
 def jit_once(fn, **jit_kwargs):

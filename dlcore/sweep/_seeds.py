@@ -174,7 +174,7 @@ def runs_one_per_device(recipe: Recipe, hparams: Mapping, x_example, devices=Non
     abstract initialisation).
 
     Measured on the 2-core CPU (``benchmarks/seed_sweep.py --models``): a vmapped GRU sweep ran
-    at 0.60× the seed-steps/s of the same seeds one after another — XLA:CPU turns the vmapped
+    at 0.60× (loaded) and 0.93× (quiet) the seed-steps/s of the same seeds one after another — XLA:CPU turns the vmapped
     scan's small per-step matmuls into batched dots slower than their sum — while MLP and (grouped)
     CNN sweeps are faster vmapped. ``sweep.max_parallel`` overrides the rule.
 

@@ -204,7 +204,8 @@ class Loop:
         if split not in self._eval_compiled:
             x, y = self.data.split(split)
             t0 = time.perf_counter()
-            self._eval_compiled[split] = self._eval.lower(state, x, y).compile(compiler_options=train_compiler_options())
+            lowered = self._eval.lower(state, x, y)
+            self._eval_compiled[split] = lowered.compile(compiler_options=train_compiler_options())
             self.compile_s += time.perf_counter() - t0
         return self._eval_compiled[split]
 

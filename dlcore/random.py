@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Partition-invariant random bits: the same draws on 1 or N devices (default in recent JAX; pinned
 # here because the contract depends on it).
@@ -98,6 +99,55 @@ def example_keys(key: jax.Array, global_index) -> jax.Array:
       ``uint32[B, 2]`` keys.
     """
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(global_index))
+
+
+# The widest range whose indices fit the low 16 bits of a packed sort key (see `permutation`).
+_PACKED_MAX = 1 << 16
+
+
+def _stable_argsort_u32(bits: jax.Array) -> jax.Array:
+    """Stable ``argsort`` of ``uint32[..., n]`` keys along the last axis, for ``n <= 2**16``.
+
+    Two passes of a least-significant-digit radix sort, each one single-operand ``uint32`` sort of
+    ``(16-bit digit << 16) | position``: the packed values are distinct, so the order of each pass
+    is the stable order by its digit, and the two passes give the stable order by all 32 bits.
+    XLA's CPU sort of one operand with the default comparator is ~6× faster than the key-value
+    sort behind ``lax.sort_key_val`` (which calls the comparator per comparison).
+    """
+    pos = jax.lax.broadcasted_iota(jnp.uint32, bits.shape, bits.ndim - 1)
+    low = jax.lax.sort(((bits & 0xFFFF) << 16) | pos) & 0xFFFF
+    high = jnp.take_along_axis(bits, low.astype(jnp.int32), axis=-1) >> 16
+    order = jax.lax.sort((high << 16) | pos) & 0xFFFF
+    return jnp.take_along_axis(low, order.astype(jnp.int32), axis=-1).astype(jnp.int32)
+
+
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """``jax.random.permutation(key, n)``, bit for bit, with a faster sort for ``n <= 65536``.
+
+    JAX shuffles by ``ceil(3 ln n / ln(2**32 - 1))`` rounds of a stable sort by fresh 32-bit
+    random keys; this draws the same keys and replaces the key-value sort by an equivalent
+    stable argsort built from single-operand sorts (:func:`_stable_argsort_u32`). On the CPU
+    it is ~2.5× faster; the data sampler draws every epoch's order with it. Larger ``n`` calls
+    ``jax.random.permutation``. Traceable and vmappable over ``key``.
+
+    Returns:
+      ``int32[n]``.
+
+    >>> import jax
+    >>> k = jax.random.PRNGKey(0)
+    >>> bool((permutation(k, 100) == jax.random.permutation(k, 100)).all())
+    True
+    """
+    n = int(n)
+    if n > _PACKED_MAX or n < 2:
+        return jax.random.permutation(key, n)
+    x = jnp.arange(n, dtype=jnp.int32)
+    # The same rounds and key splits as jax._src.random._shuffle.
+    num_rounds = int(np.ceil(3 * np.log(n) / np.log(np.iinfo(np.uint32).max)))
+    for _ in range(num_rounds):
+        key, subkey = jax.random.split(key)
+        x = x[_stable_argsort_u32(jax.random.bits(subkey, (n,), jnp.uint32))]
+    return x
 
 
 def keys_equal(a: Mapping[str, jax.Array], b: Mapping[str, jax.Array]) -> bool:

@@ -54,3 +54,33 @@ def test_bad_stream_name():
 
 def test_threefry_partitionable_on():
     assert jax.config.jax_threefry_partitionable
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 1625, 1626, 3600, 65536, 65537])
+def test_permutation_equals_jax_permutation(n):
+    # 1625/1626: the last size with one sort round and the first with two; 65537: the fallback.
+    for s in range(3):
+        for k in (jax.random.PRNGKey(s), jax.random.key(s)):
+            got, ref = dr.permutation(k, n), jax.random.permutation(k, n)
+            assert got.dtype == ref.dtype and got.shape == (n,)
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_permutation_jitted_and_vmapped_equals_jax():
+    keys = jax.random.split(jax.random.PRNGKey(5), 6)
+    got = jax.jit(jax.vmap(lambda k: dr.permutation(k, 3600)))(keys)
+    ref = jax.vmap(lambda k: jax.random.permutation(k, 3600))(keys)
+    np.testing.assert_array_equal(got, ref)
+    assert sorted(np.asarray(got[0]).tolist()) == list(range(3600))
+
+
+@pytest.mark.parametrize("high", [3, 70000, 2**32 - 1])
+def test_stable_argsort_u32_matches_stable_key_value_sort(high):
+    # Few distinct keys: most elements tie, so the order inside ties (stability) is tested too.
+    rng = np.random.default_rng(0)
+    bits = jnp.asarray(rng.integers(0, high, (4, 5000), dtype=np.uint64).astype(np.uint32))
+    bits = bits.at[0, :10].set(jnp.uint32(2**32 - 1))  # the largest key, at the front
+    got = dr._stable_argsort_u32(bits)
+    ref = jax.lax.sort_key_val(bits, jnp.broadcast_to(jnp.arange(5000, dtype=jnp.int32), bits.shape))[1]
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got, np.argsort(np.asarray(bits), axis=-1, kind="stable"))

@@ -23,6 +23,13 @@ def test_chunk_equals_reference(key, start, n):
     np.testing.assert_array_equal(fast, ref)
 
 
+def test_epoch_order_is_jax_permutation_of_the_epoch_key(key):
+    # The documented definition (saved runs keep their data order): permutation(fold_in(key, e), N).
+    for e, n in [(0, 50), (7, 3600), (2, 1000)]:
+        np.testing.assert_array_equal(epoch_permutation(key, e, n),
+                                      jax.random.permutation(jax.random.fold_in(key, e), n))
+
+
 def test_each_epoch_visits_distinct_examples(key):
     idx = np.asarray(chunk_batch_indices(key, 0, 5, 23, 4))
     assert len(set(idx.ravel().tolist())) == 20

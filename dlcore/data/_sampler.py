@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dlcore import random as drandom
 from dlcore.errors import ConfigError
 
 
@@ -27,8 +28,12 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 def epoch_permutation(data_key: jax.Array, epoch, num_examples: int) -> jax.Array:
-    """The visiting order of epoch ``epoch``: ``permutation(fold_in(data_key, epoch), N)``."""
-    return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+    """The visiting order of epoch ``epoch``: ``permutation(fold_in(data_key, epoch), N)``.
+
+    Equal to ``jax.random.permutation``, bit for bit; drawn by :func:`dlcore.random.permutation`,
+    whose sort is ~4× faster on the CPU (the MNIST-1D MLP sweep spent ~20% of its steps here).
+    """
+    return drandom.permutation(jax.random.fold_in(data_key, epoch), num_examples)
 
 
 def batch_indices(data_key: jax.Array, step, num_examples: int, batch_size: int) -> jax.Array:

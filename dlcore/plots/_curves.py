@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-import os
 from typing import Mapping
 
 import numpy as np
 
-from dlcore.plots._save import save_figure
+from dlcore.plots._save import pyplot, save_figure
 
 
 def _band(a_SxT: np.ndarray, confidence: float = 0.95):
@@ -63,12 +62,7 @@ def plot_learning_curves(history: Mapping[str, np.ndarray], path: str | None = N
     Returns:
       the matplotlib Figure.
     """
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     h = {k: (np.asarray(v)[None] if k != "eval_step" and np.asarray(v).ndim == 1 else np.asarray(v))
          for k, v in history.items()}
     metrics = sorted({k.split("/", 1)[1] for k in h if k.startswith(("train/", "val/"))} - {"grad_norm"})

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from dlcore.plots._save import save_figure
-
-
-def _plt():
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from dlcore.plots._save import pyplot, save_figure
 
 
 def _save(fig, path):
     if path:
         save_figure(fig, path)
-        _plt().close(fig)
+        pyplot().close(fig)
     return fig
 
 
@@ -35,7 +24,7 @@ def plot_confusion_matrix(cm_CxC, path: str | None = None, *, class_names: Seque
       cm_CxC: ``[C, C]`` counts, e.g. from :func:`dlcore.metrics.confusion_matrix`.
       normalize: colour by row-normalised rates (recall per class) instead of counts.
     """
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm_CxC, dtype=np.float64)
     C = cm.shape[0]
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
@@ -65,7 +54,7 @@ def plot_histograms(values: Mapping[str, np.ndarray], path: str | None = None, *
     the activations collapse to 0 layer by layer; with N(0, 1) they saturate at ±1; Xavier keeps
     them spread — these histograms show it.
     """
-    plt = _plt()
+    plt = pyplot()
     names = list(values)
     fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.4), squeeze=False, sharey=False)
     for ax, name in zip(axes[0], names):
@@ -86,7 +75,7 @@ def plot_examples(x, y, path: str | None = None, *, predictions=None, class_name
     1-D inputs ``[N, T]`` are drawn as line plots, images ``[N, H, W(, C)]`` with ``imshow``. A wrong
     prediction is titled in red.
     """
-    plt = _plt()
+    plt = pyplot()
     x = np.asarray(x)[:max_examples]
     y = np.asarray(y)[:max_examples]
     n = len(x)
@@ -121,7 +110,7 @@ def plot_examples(x, y, path: str | None = None, *, predictions=None, class_name
 
 def plot_layer_stats(history: Mapping[str, np.ndarray], path: str | None = None, *, seed_index: int = 0):
     """Activation mean/std/saturation/dead fraction and gradient norm per layer over training."""
-    plt = _plt()
+    plt = pyplot()
     steps = np.asarray(history["stats_step"])
     keys = [k for k in history if k.startswith("stats/")]
     stats = sorted({k.rsplit("/", 1)[1] for k in keys})

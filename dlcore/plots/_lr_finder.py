@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from dlcore.plots._save import save_figure
+from dlcore.plots._save import pyplot, save_figure
 
 import numpy as np
 
@@ -17,11 +16,7 @@ def plot_lr_finder(result, path: str | None = None, *, title: str = "learning-ra
     Returns:
       the matplotlib Figure.
     """
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lrs = np.asarray(result.learning_rates)
     cut = max(int(result.diverged_at), 2)
@@ -59,11 +54,7 @@ def plot_trajectories(fun, results, path: str | None = None, *, bounds=None, lev
     """
     import jax
     import jax.numpy as jnp
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = {k: np.asarray(r.xs) for k, r in results.items()}
     if bounds is None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 
-from dlcore.plots._save import save_figure
+from dlcore.plots._save import pyplot, save_figure
 
 from dlcore.errors import ShapeError
 
@@ -29,11 +28,7 @@ def plot_projection(z_Nx2, labels_N, path: str | None = None, *, class_names: Se
     >>> len(fig.axes[0].collections)
     2
     """
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     z = np.asarray(z_Nx2, dtype=np.float64)
     y = np.asarray(labels_N)

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from dlcore.plots._save import save_figure
+from dlcore.plots._save import pyplot, save_figure
 
 from dlcore.plots._curves import _band, smooth
-
-
-def _plt():
-    import matplotlib
-
-    if not os.environ.get("MPLBACKEND"):  # Jupyter sets it (inline figures); scripts and the CLI draw headless
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _mean_ci(v_S: np.ndarray, confidence: float):
@@ -38,7 +27,7 @@ def _fmt(v) -> str:
 def _save(fig, path):
     if path:
         save_figure(fig, path, metadata={"Software": None})  # no version string: re-plots are identical
-        _plt().close(fig)
+        pyplot().close(fig)
     return fig
 
 
@@ -71,7 +60,7 @@ def plot_metric_vs_axis(
     >>> fig.axes[0].get_xscale()
     'log'
     """
-    plt = _plt()
+    plt = pyplot()
     vals = np.asarray(values_PxS, np.float64)
     others = [k for k in points[0] if k != axis] if points else []
     numeric = all(isinstance(p[axis], (int, float)) and not isinstance(p[axis], bool) for p in points)
@@ -134,7 +123,7 @@ def plot_heatmap(
     >>> fig.axes[0].get_images()[0].get_array().shape
     (2, 2)
     """
-    plt = _plt()
+    plt = pyplot()
     vals = np.asarray(values_PxS, np.float64)
     xs = sorted({p[x_axis] for p in points}, key=_sort_key)
     ys = sorted({p[y_axis] for p in points}, key=_sort_key)
@@ -187,7 +176,7 @@ def plot_point_curves(
     >>> len(plot_point_curves([h, h], ["a", "b"]).axes)
     2
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     cmap = plt.get_cmap("viridis" if len(histories) > 10 else "tab10")
     for k, (h, lab) in enumerate(zip(histories, labels)):
